@@ -1,0 +1,76 @@
+"""Is CPU training slower inside a Jupyter kernel, and does the OpenMP wait policy fix it?
+
+Runs the same small training workload (a 2-layer transformer encoder, AdamW, 30 steps) eight ways,
+side by side in one run: a plain Python process and a Jupyter kernel, each with OMP_WAIT_POLICY
+ACTIVE (busy-wait, the usual default of GNU OpenMP) and PASSIVE (what ``import llmguide`` sets), on an
+idle machine and with one core kept busy by another process (a Jupyter server, a browser, a second job:
+the normal state of a laptop or a shared CI runner).
+
+    python benchmarks/omp_wait.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+WORKLOAD = textwrap.dedent(
+    """
+    import time, torch
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=256, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, num_layers=2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(8, 32, 64)
+    for step in range(35):
+        if step == 5:
+            t0 = time.perf_counter()
+        loss = model(x).pow(2).mean()
+        opt.zero_grad(); loss.backward(); opt.step()
+    print(f"RESULT {(time.perf_counter() - t0) / 30 * 1000:.2f}")
+    """
+)
+
+
+def run_script(policy: str) -> float:
+    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    out = subprocess.run([sys.executable, "-c", WORKLOAD], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.split("RESULT")[1])
+
+
+def run_kernel(policy: str) -> float:
+    from jupyter_client.manager import start_new_kernel
+
+    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    km, kc = start_new_kernel(kernel_name="python3", env=env, stderr=subprocess.DEVNULL)
+    chunks: list[str] = []
+    try:
+        kc.execute_interactive(WORKLOAD, timeout=600,
+                               output_hook=lambda m: chunks.append(m["content"].get("text", "")))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return float("".join(chunks).split("RESULT")[1])
+
+
+def main() -> None:
+    rows = []
+    for load in ("idle", "one core busy"):
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load != "idle" else None
+        try:
+            for policy in ("ACTIVE", "PASSIVE"):
+                rows.append((load, "script", policy, run_script(policy)))
+                rows.append((load, "jupyter kernel", policy, run_kernel(policy)))
+        finally:
+            if busy is not None:
+                busy.kill()
+    base = rows[0][3]
+    print(f"{'machine':<15}{'where':<16}{'OMP_WAIT_POLICY':<17}{'ms/step':>9}{'vs idle script ACTIVE':>23}")
+    for load, where, policy, ms in rows:
+        print(f"{load:<15}{where:<16}{policy:<17}{ms:>9.1f}{ms / base:>22.2f}x")
+
+
+if __name__ == "__main__":
+    main()

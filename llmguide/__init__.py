@@ -1,0 +1,26 @@
+"""llmguide: a hands-on, tested guide to how large language models work.
+
+The package holds the real code that the notebooks in ``notebooks/`` teach; ``__init__`` only
+re-exports the public names.
+"""
+
+import os
+
+# Must happen before torch loads OpenMP. Busy-waiting OpenMP threads starve a Jupyter kernel's own
+# threads on small machines; PASSIVE keeps notebook cells as fast as a plain script
+# (benchmarks/omp_wait.py measures it). A value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from llmguide.runtime import Profile, Runtime, deterministic, get_device, get_profile, seed_everything, setup
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Profile",
+    "Runtime",
+    "deterministic",
+    "get_device",
+    "get_profile",
+    "seed_everything",
+    "setup",
+]

@@ -1,0 +1,59 @@
+"""The ``llmguide`` command line: ``llmguide quickstart``, ``llmguide --help``.
+
+Every subcommand is a small function that takes the parsed arguments. Errors a user can fix (bad
+values, missing files or packages) print one line and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from llmguide.quickstart import run_quickstart
+
+    run_quickstart(out=args.out, profile=args.profile)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="llmguide",
+        description="A hands-on, tested guide to how large language models work.",
+    )
+    from llmguide import __version__
+
+    parser.add_argument("--version", action="version", version=f"llmguide {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    quick = sub.add_parser("quickstart", help="run the whole pipeline headless on small sizes and save the results")
+    quick.add_argument("--out", default="runs/quickstart", help="folder for what it makes (default: %(default)s)")
+    quick.add_argument("--profile", choices=("cpu", "gpu"), default=None,
+                       help="sizes to use (default: $LLMGUIDE_PROFILE, else gpu if CUDA is available, else cpu)")
+    quick.set_defaults(func=_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llmguide`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as err:
+        print(f"llmguide {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"llmguide {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

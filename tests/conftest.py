@@ -1,0 +1,30 @@
+"""Shared fixtures: a seed and the tiny model sizes every unit test uses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llmguide import seed_everything
+
+# Tiny sizes that keep the whole unit suite around a minute on two CPU cores.
+TINY = dict(vocab_size=100, block_size=16, n_layer=2, n_head=4, n_embd=32)
+
+
+@pytest.fixture
+def seed() -> int:
+    seed_everything(0)
+    return 0
+
+
+@pytest.fixture
+def tiny() -> dict:
+    return dict(TINY)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_torch_state():
+    # Each test starts from the same RNG state and default dtype, whatever ran before it.
+    torch.manual_seed(0)
+    yield
+    torch.set_default_dtype(torch.float32)
