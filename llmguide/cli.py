@@ -20,16 +20,23 @@ def _quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (what is wrong, and where help is), no usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="llmguide",
         description="A hands-on, tested guide to how large language models work.",
     )
     from llmguide import __version__
 
     parser.add_argument("--version", action="version", version=f"llmguide {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     quick = sub.add_parser("quickstart", help="run the whole pipeline headless on small sizes and save the results")
