@@ -11,11 +11,25 @@ import os
 # (benchmarks/omp_wait.py measures it). A value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from llmguide.attention import (
+    KVCache,
+    MultiHeadAttention,
+    attention,
+    causal_mask,
+    combine_masks,
+    padding_mask,
+)
 from llmguide.runtime import Profile, Runtime, deterministic, get_device, get_profile, seed_everything, setup
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "KVCache",
+    "MultiHeadAttention",
+    "attention",
+    "causal_mask",
+    "combine_masks",
+    "padding_mask",
     "Profile",
     "Runtime",
     "deterministic",

@@ -1,0 +1,280 @@
+"""Scaled dot-product attention and multi-head self-attention, as in GPT-2.
+
+Attention (Vaswani et al., 2017, "Attention Is All You Need", https://arxiv.org/abs/1706.03762, eq. 1):
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + M) V
+
+Each query position mixes the value vectors of the key positions it may see, with weights given by how
+well its query matches each key. ``M`` is the mask: 0 where a query may attend, -inf where it may not
+(the future in a language model, padding in a batch). GPT-2 (Radford et al., 2019) runs ``n_head`` of
+these side by side on slices of the embedding and mixes the results with an output projection.
+
+This module has two paths that compute the same thing:
+
+* :func:`attention` writes the formula out, returns the weights, and is what the notebook teaches;
+* :class:`MultiHeadAttention` runs ``F.scaled_dot_product_attention`` (fused, memory-efficient kernels)
+  unless the weights are asked for, in which case it runs :func:`attention`.
+
+Shapes: B batch, T new (query) positions, S key positions (cached + new), C = n_embd, nh = n_head,
+hs = C // nh (head size).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Explicit scaled dot-product attention: softmax(q kᵀ / √hs + mask) v.
+
+    Args:
+        q: queries (B, nh, T, hs); any number of leading dims works, e.g. (T, hs) for a hand example.
+        k: keys (B, nh, S, hs).
+        v: values (B, nh, S, hs_v).
+        mask: None; or bool, True = may attend; or additive float (0 = attend, -inf = blocked);
+            broadcastable to the scores (B, nh, T, S), e.g. ``causal_mask(T, S)`` (T, S) or
+            ``padding_mask(attention_mask)`` (B, 1, 1, S).
+
+    Returns:
+        (out (B, nh, T, hs_v), weights (B, nh, T, S)). A query row with no visible key gets zero weights
+        and a zero output (not NaN), and finite gradients.
+    """
+    _check_qkv(q, k, v)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, nh, T, S)
+    if mask is None:
+        weights = torch.softmax(scores, dim=-1)
+        return weights @ v, weights  # (B, nh, T, S) x (B, nh, S, hs) -> (B, nh, T, hs)
+    _check_mask(mask, scores.shape)
+    if mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    else:
+        scores = scores + mask
+    # A row that is -inf everywhere (e.g. a left-padding query under causal+padding masks) would give
+    # softmax 0/0 = NaN, and NaN gradients even if zeroed afterwards. Softmax a harmless row of zeros
+    # instead, then zero its weights: the output is 0 and no NaN reaches the backward pass.
+    dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (B, nh, T, 1)
+    weights = torch.softmax(scores.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
+    return weights @ v, weights  # (B, nh, T, S) x (B, nh, S, hs) -> (B, nh, T, hs)
+
+
+def causal_mask(T: int, S: int | None = None, device: torch.device | str | None = None) -> Tensor:
+    """Bool mask (T, S), True where query i may attend key j: j ≤ S - T + i.
+
+    The T queries are the *last* T of S positions: with a KV cache holding S - T past keys, query i sits
+    at absolute position S - T + i and sees keys 0..S-T+i. Without a cache S = T and this is the usual
+    lower-triangular matrix.
+
+    Args:
+        T: number of query positions.
+        S: number of key positions (default T); must be ≥ T.
+        device: where to build the mask.
+
+    Returns:
+        bool tensor (T, S).
+    """
+    S = T if S is None else S
+    if T < 0 or S < T:
+        raise ValueError(f"causal_mask needs 0 <= T <= S, got T={T}, S={S}: the queries are the last T of "
+                         "the S key positions (S = cached positions + T)")
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+
+
+def padding_mask(attention_mask: Tensor) -> Tensor:
+    """Turn a tokenizer-style attention mask (B, S) of 1 = real token, 0 = padding into a bool key mask.
+
+    Args:
+        attention_mask: (B, S) of 0/1 (int, float or bool).
+
+    Returns:
+        bool tensor (B, 1, 1, S), True = real key; broadcasts over heads and query positions.
+    """
+    if attention_mask.dim() != 2:
+        raise ValueError(f"attention_mask must be (B, S) of 0/1, got shape {tuple(attention_mask.shape)}: "
+                         "pass the tokenizer's attention_mask, one row per sequence")
+    if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token), got values "
+                         f"{attention_mask.unique().tolist()[:8]}")
+    return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
+
+
+def combine_masks(*masks: Tensor | None) -> Tensor | None:
+    """Logical AND of bool masks (broadcasting), ignoring None; None if every mask is None.
+
+    Example: ``combine_masks(causal_mask(T), padding_mask(am))`` is (B, 1, T, T).
+    """
+    out = None
+    for m in masks:
+        if m is None:
+            continue
+        if m.dtype != torch.bool:
+            raise ValueError(f"combine_masks takes bool masks (True = may attend), got dtype {m.dtype}: "
+                             "convert a 0/1 mask with padding_mask() or mask.bool()")
+        out = m if out is None else out & m
+    return out
+
+
+class KVCache:
+    """Keys and values of past positions for one attention layer, so generation computes each token once.
+
+    Without a cache, producing token t+1 re-runs attention for all t previous tokens. With it, each step
+    projects only the new token(s) and appends their k, v here; the new queries attend to the whole cache.
+    """
+
+    def __init__(self) -> None:
+        self.k: Tensor | None = None  # (B, nh, S, hs)
+        self.v: Tensor | None = None  # (B, nh, S, hs)
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append new keys/values (B, nh, T_new, hs) and return all of them (B, nh, S, hs)."""
+        if k.dim() != 4 or k.shape != v.shape:
+            raise ValueError(f"KVCache.update wants k and v of the same shape (B, nh, T_new, hs), got k "
+                             f"{tuple(k.shape)} and v {tuple(v.shape)}")
+        if self.k is None:
+            self.k, self.v = k, v
+        else:
+            if (k.size(0), k.size(1), k.size(3)) != (self.k.size(0), self.k.size(1), self.k.size(3)):
+                raise ValueError(f"KVCache holds (B, nh, S, hs) = {tuple(self.k.shape)} but got new keys "
+                                 f"{tuple(k.shape)}: B, nh and hs must match; use a fresh cache per batch")
+            self.k = torch.cat([self.k, k], dim=2)
+            self.v = torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.size(2)
+
+    def __repr__(self) -> str:
+        shape = None if self.k is None else tuple(self.k.shape)
+        return f"KVCache(len={len(self)}, k_shape={shape})"
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head (causal) self-attention with GPT-2's parameter layout (``c_attn``, ``c_proj``).
+
+    Args:
+        n_embd: embedding size C; must be divisible by n_head.
+        n_head: number of heads nh; each works on hs = C // nh dimensions.
+        dropout: dropout on the attention weights and on the output, in training only.
+        bias: whether the projections have a bias (GPT-2: True).
+        causal: True for a language model (a position sees only itself and the past).
+    """
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True, causal: bool = True):
+        super().__init__()
+        _check_heads(n_embd, n_head)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        # q, k, v for all heads in one matmul, in that order (GPT-2 layout; HF's Conv1D weight is the transpose)
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)  # mixes the heads' outputs back together
+        self.attn_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(dropout)
+        self.n_head = n_head
+        self.n_embd = n_embd
+        self.dropout = dropout
+        self.causal = causal
+
+    def forward(self, x: Tensor, attention_mask: Tensor | None = None, kv_cache: KVCache | None = None,
+                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Self-attention over x, optionally continuing from a KV cache.
+
+        Args:
+            x: (B, T, C) the new positions.
+            attention_mask: (B, S) of 0/1 over ALL key positions, cached and new (S = len(kv_cache) + T).
+            kv_cache: a :class:`KVCache`, updated in place with this call's keys and values.
+            need_weights: run the explicit path and return the attention weights.
+
+        Returns:
+            (y (B, T, C), weights (B, nh, T, S) or None). The weights are the ones applied to V (so after
+            dropout in training; in eval mode each row sums to 1). A query with no visible key (a left-padding
+            position under a causal mask) gets zero attention output, so its y is just c_proj's bias.
+        """
+        if x.dim() != 3 or x.size(-1) != self.n_embd:
+            raise ValueError(f"x must be (B, T, C) with C = n_embd = {self.n_embd}, got shape {tuple(x.shape)}")
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        hs = C // self.n_head
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        past = 0 if kv_cache is None else len(kv_cache)
+        if kv_cache is not None:
+            k, v = kv_cache.update(k, v)  # (B, nh, S, hs)
+        S = k.size(2)
+
+        pad = None
+        if attention_mask is not None:
+            if tuple(attention_mask.shape) != (B, S):
+                raise ValueError(f"attention_mask must be (B, S) = ({B}, {S}) covering the {past} cached and "
+                                 f"{T} new positions, got shape {tuple(attention_mask.shape)}")
+            pad = padding_mask(attention_mask)  # (B, 1, 1, S)
+        # One new query at the end of a causal sequence sees every key: no causal mask needed then.
+        causal = causal_mask(T, S, device=x.device) if self.causal and T > 1 else None
+        mask = combine_masks(causal, pad)  # None, (T, S), (B, 1, 1, S) or (B, 1, T, S)
+
+        if need_weights:
+            y, weights = attention(q, k, v, mask)
+            if self.training and self.dropout > 0:
+                weights = self.attn_dropout(weights)
+                y = weights @ v
+        else:
+            y, weights = self._fast(q, k, v, mask, causal_only=pad is None and causal is not None), None
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
+        return self.resid_dropout(self.c_proj(y)), weights
+
+    def _fast(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal_only: bool) -> Tensor:
+        p = self.dropout if self.training else 0.0
+        if mask is None:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        if causal_only and q.size(2) == k.size(2):
+            # no cache offset: the kernels' built-in causal mask, no mask tensor in memory
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        # Some kernels return NaN (and NaN gradients) for a row with no visible key. Let such rows see
+        # everything (so they stay finite), then zero their outputs, as the explicit path does.
+        dead = ~mask.any(dim=-1, keepdim=True)  # (..., T, 1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | dead, dropout_p=p)
+        return y.masked_fill(dead, 0.0)
+
+
+def _check_heads(n_embd: int, n_head: int) -> None:
+    if n_embd <= 0 or n_head <= 0:
+        raise ValueError(f"n_embd and n_head must be positive, got n_embd={n_embd}, n_head={n_head}")
+    if n_embd % n_head:
+        below = max(d for d in range(1, n_head) if n_embd % d == 0)
+        above = [d for d in range(n_head + 1, n_embd + 1) if n_embd % d == 0]
+        nearest = [below] + above[:1]
+        raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}: each head gets n_embd / n_head "
+                         f"dimensions; use n_head={' or '.join(map(str, sorted(nearest)))} "
+                         f"(or an n_embd that is a multiple of {n_head}, e.g. {n_embd + n_head - n_embd % n_head})")
+
+
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    if not (q.dim() == k.dim() == v.dim() >= 2):
+        raise ValueError(f"q, k, v must have the same number of dims, (B, nh, T, hs); got q {tuple(q.shape)}, "
+                         f"k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if q.size(-1) != k.size(-1):
+        raise ValueError(f"q and k must have the same head size (last dim) to take dot products: q "
+                         f"{tuple(q.shape)}, k {tuple(k.shape)}")
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"k and v must have one vector per key position, (B, nh, S, ·): k {tuple(k.shape)}, "
+                         f"v {tuple(v.shape)}")
+    if q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(f"q and k must have the same batch and head dims (B, nh): q {tuple(q.shape)}, "
+                         f"k {tuple(k.shape)}")
+
+
+def _check_mask(mask: Tensor, scores_shape: torch.Size) -> None:
+    if mask.dtype != torch.bool and not mask.is_floating_point():
+        raise ValueError(f"mask must be bool (True = may attend) or an additive float mask, got dtype "
+                         f"{mask.dtype}: convert a 0/1 mask with mask.bool()")
+    try:
+        ok = torch.broadcast_shapes(mask.shape, scores_shape) == scores_shape
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the scores (B, nh, T, S) = "
+                         f"{tuple(scores_shape)}: use causal_mask(T, S) (T, S) or padding_mask(attention_mask) "
+                         "(B, 1, 1, S)")
