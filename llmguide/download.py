@@ -1,0 +1,185 @@
+"""Fetching files from the internet safely: one cache folder, sha256 checksums, mirrors, an offline check.
+
+Every corpus and model in the guide has an offline copy (a package, or ``data/``); downloads are only the
+online alternative. So a download must either give exactly the published bytes or fail with a one-line
+message that says what to do, never leave a half-written file behind, and never hang a notebook when
+there is no network. The pattern:
+
+* :func:`cache_dir` is the one place downloads and converted models live (``$LLMGUIDE_CACHE``, else
+  ``$XDG_CACHE_HOME/llmguide``, else ``~/.cache/llmguide``).
+* :func:`download` tries each URL in turn (the first, then the mirrors) through :func:`fetch_bytes`,
+  checks the sha256 of what came back, and writes the file atomically (temporary name, then rename).
+  A cached file whose checksum matches is used without touching the network.
+* :func:`hub_online` answers "can we reach the Hugging Face hub?" in at most a few seconds, so code can
+  pick its offline copy instead of waiting through the hub client's retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+# Environment variables that put the Hugging Face libraries offline; any of them set to a true value
+# means "do not try the network" for llmguide too.
+OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+class OfflineError(RuntimeError):
+    """A resource needs the internet and none is reachable (or offline mode is on)."""
+
+
+class ChecksumError(ValueError):
+    """Downloaded bytes do not have the published sha256: the file is corrupt or not the expected one."""
+
+
+def cache_dir(sub: str | None = None) -> Path:
+    """The llmguide cache folder (created if missing).
+
+    Args:
+        sub: optional sub-folder name, e.g. "data" or "models".
+    Returns:
+        ``$LLMGUIDE_CACHE``, else ``$XDG_CACHE_HOME/llmguide``, else ``~/.cache/llmguide`` (plus ``sub``).
+    """
+    root = os.environ.get("LLMGUIDE_CACHE")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = str(Path(xdg) / "llmguide") if xdg else str(Path.home() / ".cache" / "llmguide")
+    path = Path(root).expanduser() / sub if sub else Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def offline_mode() -> bool:
+    """True when an ``HF_HUB_OFFLINE``-style environment variable asks for no network access.
+
+    Read from the environment on every call (the Hugging Face libraries read it once, at import).
+    """
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in OFFLINE_ENV)
+
+
+def hub_online(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub can be reached, answered within about ``timeout`` seconds.
+
+    False in offline mode (:func:`offline_mode`); otherwise opens a TCP connection to the hub's host
+    (``$HF_ENDPOINT`` or https://huggingface.co). It does not prove a download will work, only that
+    trying is not hopeless; without it, the hub client retries for about 30 s before it gives up.
+    """
+    if offline_mode():
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme != "http" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def fetch_bytes(url: str, timeout: float = 30.0) -> bytes:
+    """GET ``url`` with :mod:`urllib` and return the body (tests replace this function).
+
+    Raises:
+        OSError (``urllib.error.URLError``, ``TimeoutError``, ...) when the request fails.
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": "llmguide"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (https URLs we choose)
+        return response.read()
+
+
+def _write_atomic(dest: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, then rename: readers never see half a file."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def download(urls: str | Sequence[str], dest: str | Path, sha256: str, timeout: float = 30.0) -> Path:
+    """Download a file to ``dest`` unless a verified copy is already there.
+
+    Args:
+        urls: the URL, or a list: the first URL, then mirrors tried in order when one fails (network
+            error, or bytes with the wrong checksum).
+        dest: where the file goes (normally under :func:`cache_dir`).
+        sha256: the expected hex sha256; a cached file that does not match is downloaded again.
+        timeout: seconds for each request.
+    Returns:
+        ``dest`` as a Path.
+    Raises:
+        ChecksumError: some URL answered, but no URL gave the expected bytes.
+        OfflineError: no URL could be reached (offline mode counts as unreachable).
+    """
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    if not urls or not all(isinstance(u, str) and u for u in urls):
+        raise ValueError(f"urls must be a URL or a non-empty list of URLs, got {urls!r}")
+    sha256 = sha256.lower()
+    dest = Path(dest)
+    if dest.is_file() and sha256_file(dest) == sha256:
+        return dest
+    if offline_mode():
+        raise OfflineError(f"cannot download {dest.name}: offline mode is on ({'/'.join(OFFLINE_ENV)})")
+    problems: list[str] = []
+    bad_checksum = False
+    for url in urls:
+        try:
+            data = fetch_bytes(url, timeout=timeout)
+        except (OSError, urllib.error.URLError) as err:  # URLError, HTTPError, TimeoutError, socket errors
+            problems.append(f"{url}: {err}")
+            continue
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256:
+            bad_checksum = True
+            problems.append(f"{url}: sha256 {got} != expected {sha256} ({len(data)} bytes)")
+            continue
+        _write_atomic(dest, data)
+        return dest
+    summary = "; ".join(problems)
+    if bad_checksum:
+        raise ChecksumError(f"no URL gave the expected {dest.name}: {summary}")
+    raise OfflineError(f"could not download {dest.name} (no internet?): {summary}")
+
+
+def is_connection_error(err: BaseException | None) -> bool:
+    """Whether an exception, or one it was raised from, means "the network could not be reached".
+
+    Recognises the built-in ``ConnectionError``/``TimeoutError``, huggingface_hub's offline errors and
+    the transport errors of ``httpx`` and ``requests`` (each only if installed); a "not found" or a bad
+    argument is not a connection error.
+    """
+    kinds: list[type] = [ConnectionError, TimeoutError, socket.gaierror]
+    for module, name in (("huggingface_hub.errors", "LocalEntryNotFoundError"), ("httpx", "TransportError"),
+                         ("requests.exceptions", "ConnectionError")):
+        try:
+            kinds.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, tuple(kinds)) or "couldn't connect" in str(err).lower():
+            return True
+        err = err.__cause__ or err.__context__
+    return False
