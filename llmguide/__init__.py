@@ -21,12 +21,48 @@ from llmguide.attention import (
 )
 from llmguide.data import load_animals, load_hub_dataset, load_reviews, load_shakespeare, read_corpus
 from llmguide.download import ChecksumError, OfflineError, cache_dir, hub_online
+from llmguide.embeddings import (
+    LearnedPositionalEmbedding,
+    SentenceEncoder,
+    SinusoidalPositionalEmbedding,
+    cosine_similarity,
+    mean_pool,
+    minilm_path,
+    one_hot_embed,
+    sinusoidal_positions,
+)
 from llmguide.pretrained import chat_generate, load_pretrained_lm
 from llmguide.runtime import Profile, Runtime, deterministic, get_device, get_profile, seed_everything, setup
+from llmguide.tokenizer import (
+    SPECIAL_TOKENS,
+    BPETokenizer,
+    CharTokenizer,
+    HFTokenizer,
+    Tokenizer,
+    load_tokenizer,
+    token_stats,
+    train_bpe,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LearnedPositionalEmbedding",
+    "SentenceEncoder",
+    "SinusoidalPositionalEmbedding",
+    "cosine_similarity",
+    "mean_pool",
+    "minilm_path",
+    "one_hot_embed",
+    "sinusoidal_positions",
+    "SPECIAL_TOKENS",
+    "BPETokenizer",
+    "CharTokenizer",
+    "HFTokenizer",
+    "Tokenizer",
+    "load_tokenizer",
+    "token_stats",
+    "train_bpe",
     "ChecksumError",
     "OfflineError",
     "cache_dir",

@@ -4,7 +4,6 @@ and a script can save it."""
 from __future__ import annotations
 
 import matplotlib
-
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
@@ -46,5 +45,147 @@ def pipeline_diagram(stages: tuple[tuple[str, str], ...] = PIPELINE) -> Figure:
         if i < len(stages) - 1:
             ax.annotate("", xy=(i + 1.08, 0.5), xytext=(i + 0.86, 0.5),
                         arrowprops=dict(arrowstyle="->", lw=1.5, color="0.3"))
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------- tokens and embeddings (notebook 01)
+
+def grouped_bars(table, title: str = "", ylabel: str = "", fmt: str = "{:.2f}") -> Figure:
+    """Grouped bar chart of a DataFrame: one group per row (the index), one colour per column.
+
+    Args:
+        table: DataFrame of numbers, e.g. chars per token with text sets as rows and tokenizers as columns.
+        title, ylabel: labels; ``fmt`` formats the value written above each bar.
+    Returns:
+        the Figure.
+    """
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(table) * max(1, len(table.columns)) / 2, 3.6))
+    table.plot.bar(ax=ax, rot=0, width=0.8)
+    for container in ax.containers:
+        ax.bar_label(container, labels=[fmt.format(v) for v in container.datavalues], fontsize=8, padding=2)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("")
+    ax.margins(y=0.15)
+    ax.legend(title=table.columns.name, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(values, xlabels=None, ylabels=None, title: str = "", annot: bool = False, cmap: str = "viridis",
+            vmin: float | None = None, vmax: float | None = None, xlabel: str = "", ylabel: str = "",
+            figsize: tuple[float, float] = (6.5, 5.0)) -> Figure:
+    """A labelled heatmap of a 2-D array (numpy or a CPU tensor), e.g. a similarity matrix.
+
+    Args:
+        values: (rows, columns) numbers.
+        xlabels, ylabels: tick labels (None: automatic numbering). Use scripts the installed fonts can draw.
+        annot: write each value (two decimals) in its cell.
+    Returns:
+        the Figure.
+    """
+    import numpy as np
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=figsize)
+    sns.heatmap(np.asarray(values, dtype=float), ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, annot=annot, fmt=".2f",
+                annot_kws={"fontsize": 7}, square=False,
+                xticklabels="auto" if xlabels is None else list(xlabels),
+                yticklabels="auto" if ylabels is None else list(ylabels))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def positions_figure(pe, title: str = "positional embeddings") -> Figure:
+    """Two panels for a (T, C) table of position vectors: the table itself, and the cosine similarity of
+    every pair of positions (T, T), which shows whether nearby positions look alike.
+
+    Returns:
+        the Figure.
+    """
+    import numpy as np
+    import seaborn as sns
+
+    pe = np.asarray(pe, dtype=float)
+    unit = pe / np.linalg.norm(pe, axis=1, keepdims=True).clip(1e-12)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    sns.heatmap(pe, ax=left, cmap="RdBu_r", center=0, xticklabels=max(1, pe.shape[1] // 8),
+                yticklabels=max(1, pe.shape[0] // 8))
+    left.set(title=f"{title}: value", xlabel="dimension", ylabel="position")
+    sns.heatmap(unit @ unit.T, ax=right, cmap="viridis", vmin=-1, vmax=1, xticklabels=max(1, pe.shape[0] // 8),
+                yticklabels=max(1, pe.shape[0] // 8))
+    right.set(title=f"{title}: cosine similarity of positions", xlabel="position", ylabel="position")
+    fig.tight_layout()
+    return fig
+
+
+def scatter_2d(points, labels, styles=None, title: str = "", legend_title: str = "label") -> Figure:
+    """A 2-D scatter plot (e.g. a PCA projection of embeddings) coloured by ``labels``.
+
+    Args:
+        points: (N, 2) coordinates.
+        labels: N category names (colours); ``styles``: optional N names for marker shapes (e.g. language).
+    Returns:
+        the Figure.
+    """
+    import numpy as np
+    import seaborn as sns
+
+    points = np.asarray(points, dtype=float)
+    fig, ax = plt.subplots(figsize=(6.5, 5.0))
+    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=list(labels), style=None if styles is None else list(styles),
+                    s=70, ax=ax)
+    ax.set(title=title, xlabel="component 1", ylabel="component 2")
+    ax.legend(title=legend_title, fontsize=9, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------- training curves (notebook 04)
+
+def training_curves(history, smooth: int = 10, title: str = "") -> Figure:
+    """Two panels from a :func:`llmguide.train.train` history: the losses, and the learning rate.
+
+    Args:
+        history: DataFrame with ``step``, ``train_loss``, ``val_loss`` (NaN between evaluations) and ``lr``.
+        smooth: the training loss is also drawn as a moving average over this many steps (1: off).
+    Returns:
+        the Figure.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    left.plot(history.step, history.train_loss, color="C0", alpha=0.3 if smooth > 1 else 1, lw=1,
+              label="train (each step)" if smooth > 1 else "train")
+    if smooth > 1:
+        left.plot(history.step, history.train_loss.rolling(smooth, min_periods=1).mean(), color="C0",
+                  label=f"train ({smooth}-step mean)")
+    val = history.dropna(subset=["val_loss"])
+    left.plot(val.step, val.val_loss, "o-", color="C1", label="validation")
+    left.set(title=title or "loss (cross-entropy, nats per token)", xlabel="step", ylabel="loss")
+    left.legend()
+    right.plot(history.step, history.lr, color="C2")
+    right.set(title="learning rate: warmup, then cosine decay", xlabel="step", ylabel="learning rate")
+    right.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    fig.tight_layout()
+    return fig
+
+
+def compare_runs(histories, column: str = "val_loss", title: str = "", ylabel: str = "validation loss") -> Figure:
+    """One line per run of the same ``column`` against the step, e.g. validation loss for several learning rates.
+
+    Args:
+        histories: ``{run name: history DataFrame}``.
+    Returns:
+        the Figure.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, history in histories.items():
+        rows = history.dropna(subset=[column])
+        ax.plot(rows.step, rows[column], "o-" if len(rows) < 30 else "-", label=str(name), ms=4)
+    ax.set(title=title, xlabel="step", ylabel=ylabel)
+    ax.legend()
     fig.tight_layout()
     return fig
