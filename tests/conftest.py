@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import llmguide  # noqa: F401, I001  first: sets OMP_WAIT_POLICY before torch loads OpenMP
 import pytest
 import torch
 

@@ -1,0 +1,354 @@
+"""Pre-train a GPT on a corpus and save it as a model folder: ``llmguide pretrain`` and ``python -m llmguide.pretrain``.
+
+A *model folder* holds ``model.safetensors`` (weights), ``config.json`` (``{"model": asdict(GPTConfig),
+"train": asdict(TrainConfig), "data": ..., "results": ...}``), ``tokenizer.json`` and ``history.csv``;
+``checkpoints/`` keeps the newest training checkpoint so ``--resume`` can continue the run.
+
+The same entry point runs on several processes (data parallel, see :mod:`llmguide.train`)::
+
+    torchrun --standalone --nproc_per_node=2 -m llmguide.pretrain --corpus shakespeare --out runs/lm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmguide.model import GPT, GPTConfig
+from llmguide.train import TrainConfig
+
+CORPORA = ("reviews", "shakespeare")  # or a path to a UTF-8 text file
+TOKENIZERS = ("char", "bpe")
+PRESETS = ("cpu", "gpu")
+ALIASES = {"lr": "learning_rate", "steps": "max_steps", "epochs": "max_epochs"}
+# Options of the data, beside TrainConfig's and GPTConfig's fields: (type, default, help).
+DATA_OPTIONS: dict[str, tuple[type, Any, str]] = {
+    "min_freq": (int, 1, "char tokenizer: characters seen fewer times become <unk>"),
+    "bpe_vocab_size": (int, 2000, "bpe tokenizer: vocabulary size"),
+    "val_fraction": (float, 0.1, "text corpora: share of the text, from the end, kept for validation"),
+}
+# Training settings per preset. "gpu" is nanoGPT's shakespeare-char recipe (batch 64 x 256 tokens).
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    # Small batches, many steps: at a fixed CPU budget more updates beat bigger batches (notebook 04).
+    "cpu": dict(learning_rate=3e-3, min_lr=3e-4, warmup_steps=30, batch_size=8, max_steps=1000, beta2=0.99,
+                eval_interval=200, eval_steps=20, weight_decay=0.1),
+    "gpu": dict(learning_rate=1e-3, min_lr=1e-4, warmup_steps=100, batch_size=64, max_steps=5000, beta2=0.99,
+                eval_interval=250, eval_steps=200, weight_decay=0.1),
+}
+
+
+# ---------------------------------------------------------------- --key=value overrides
+def _option_types() -> dict[str, Any]:
+    """Every key an override may set, with its type: TrainConfig, GPTConfig (not vocab_size) and data options."""
+    hints = {**typing.get_type_hints(GPTConfig), **typing.get_type_hints(TrainConfig)}
+    keys = [f.name for f in fields(TrainConfig) if f.name not in ("out_dir", "progress")]  # own arguments
+    keys += [f.name for f in fields(GPTConfig) if f.name != "vocab_size"]
+    return {**{k: hints[k] for k in keys}, **{k: t for k, (t, _, _) in DATA_OPTIONS.items()}}
+
+
+def _convert(key: str, value: Any, kind: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    args = typing.get_args(kind)
+    if type(None) in args and value.strip().lower() in ("none", "null", ""):
+        return None
+    base = next((a for a in args if a is not type(None)), kind) if isinstance(kind, types.UnionType) else kind
+    try:
+        if base is bool:
+            if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return value.strip().lower() in ("true", "1", "yes")
+        if base is int:
+            number = float(value)  # accepts "1e3"
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        return base(value)
+    except ValueError:
+        raise ValueError(f"--{key}={value!r} is not a valid {getattr(base, '__name__', base)}") from None
+
+
+def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Turn ``["lr=3e-4", "max_steps=100"]`` (or a dict of strings) into typed settings.
+
+    Keys are TrainConfig fields (``learning_rate`` or its alias ``lr``, ``max_steps``, ``batch_size``, ...),
+    GPTConfig fields (``n_layer``, ``n_embd``, ``block_size``, ``dropout``, ...) and the data options
+    ``min_freq``, ``bpe_vocab_size``, ``val_fraction``. A leading ``--`` is allowed; "none" gives None.
+
+    Returns:
+        ``{key: value}`` with values converted to the field's type, e.g. ``{"learning_rate": 0.0003}``.
+    Raises:
+        ValueError: an unknown key (the message lists the valid ones) or a value of the wrong type.
+    """
+    if items is None:
+        return {}
+    pairs = []
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    else:
+        for item in items:
+            key, sep, value = item.removeprefix("--").partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r} is not key=value: write e.g. max_steps=100")
+            pairs.append((key, value))
+    types_ = _option_types()
+    out = {}
+    for key, value in pairs:
+        key = ALIASES.get(key.strip(), key.strip())
+        if key not in types_:
+            raise ValueError(f"unknown setting {key!r}: valid keys are {sorted(types_)} (and aliases {sorted(ALIASES)})")
+        out[key] = _convert(key, value, types_[key])
+    return out
+
+
+# ---------------------------------------------------------------- corpus and tokenizer
+def _texts(corpus: str, val_fraction: float) -> tuple[list[str], list[str], str]:
+    """(training documents, validation documents, separator): reviews by their split, a text by position."""
+    from llmguide.lmdata import split_text
+
+    if corpus == "reviews":
+        from llmguide.data import load_reviews
+
+        reviews = load_reviews()
+        return (reviews.loc[reviews.split == "train", "text"].tolist(),
+                reviews.loc[reviews.split == "validation", "text"].tolist(), "\n")
+    if corpus == "shakespeare":
+        from llmguide.data import load_shakespeare
+
+        text = load_shakespeare()
+    else:
+        path = Path(corpus)
+        if not path.is_file():
+            raise FileNotFoundError(f"corpus {corpus!r} is neither one of {CORPORA} nor a text file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path} is not UTF-8 text ({err.reason}): re-save it as UTF-8") from err
+    train_text, val_text = split_text(text, val_fraction)
+    return [train_text], [val_text], ""
+
+
+def build_tokenizer(kind: str, train_texts: list[str], min_freq: int = 1, bpe_vocab_size: int = 2000):
+    """A character or BPE tokenizer fitted on the training text only (validation stays unseen)."""
+    from llmguide.tokenizer import CharTokenizer, train_bpe
+
+    if kind == "char":
+        return CharTokenizer.train(train_texts, min_freq=min_freq)
+    if kind == "bpe":
+        lines = [line for text in train_texts for line in text.splitlines() if line.strip()]
+        return train_bpe(lines, vocab_size=bpe_vocab_size)
+    raise ValueError(f"unknown tokenizer {kind!r}: use one of {TOKENIZERS}")
+
+
+def _load_tokenizer(folder: Path):
+    from llmguide.tokenizer import load_tokenizer
+
+    return load_tokenizer(folder / "tokenizer.json")
+
+
+# ---------------------------------------------------------------- the run
+def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", preset: str | None = None,
+                 overrides: Mapping[str, Any] | Sequence[str] | None = None, out_dir: str | Path = "runs/lm",
+                 resume: bool = False, progress: bool = True) -> Path:
+    """Pre-train a GPT on ``corpus`` and write the model folder ``out_dir``.
+
+    Args:
+        corpus: "reviews" (the Chinese reviews, split by their ``split`` column), "shakespeare", or a path
+            to a UTF-8 text file (split 90/10 by position).
+        tokenizer: "char" or "bpe", fitted on the training text.
+        preset: "cpu" or "gpu" sizes for the model (:data:`llmguide.model.PRESETS`) and the training
+            (:data:`TRAIN_PRESETS`); None: the runtime profile ($LLMGUIDE_PROFILE, else gpu with CUDA).
+        overrides: settings from :func:`parse_overrides` (strings are converted), e.g. ``{"max_steps": "100"}``.
+        out_dir: the model folder; checkpoints go to ``out_dir/checkpoints``.
+        resume: continue from the newest checkpoint in ``out_dir`` (its tokenizer and model sizes are reused).
+        progress: show a progress bar.
+    Returns:
+        ``out_dir`` as a Path.
+    """
+    from llmguide.lmdata import LMData, TokenWindows, encode_documents
+    from llmguide.runtime import get_profile
+    from llmguide.train import setup_distributed, train
+
+    preset = preset or get_profile().name
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: use one of {PRESETS}")
+    settings = parse_overrides(overrides)
+    data_opts = {k: settings.pop(k, default) for k, (_, default, _) in DATA_OPTIONS.items()}
+    model_keys = {f.name for f in fields(GPTConfig)}
+    model_over = {k: v for k, v in settings.items() if k in model_keys}
+    train_over = {k: v for k, v in settings.items() if k not in model_keys}
+    out_dir = Path(out_dir)
+    info = setup_distributed(train_over.get("device"))
+
+    train_texts, val_texts, sep = _texts(corpus, data_opts["val_fraction"])
+    if resume and (out_dir / "tokenizer.json").is_file():
+        tok = _load_tokenizer(out_dir)  # the ids must mean what they meant in the checkpoint
+    else:
+        fit_text = sep.join(train_texts) + sep  # exactly the training stream, separators included
+        tok = build_tokenizer(tokenizer, [fit_text], data_opts["min_freq"], data_opts["bpe_vocab_size"])
+    model_config = GPTConfig.from_preset(preset, **{**model_over, "vocab_size": tok.vocab_size})
+    if resume and (ckpt := _latest_model_config(out_dir)) is not None:
+        model_config = GPTConfig(**ckpt)
+    train_config = TrainConfig(**{**TRAIN_PRESETS[preset], "keep_checkpoints": 1, **train_over,
+                                  "progress": progress, "out_dir": str(out_dir)})
+    data = LMData(train=TokenWindows(encode_documents(train_texts, tok, sep), model_config.block_size),
+                  val=TokenWindows(encode_documents(val_texts, tok, sep), model_config.block_size),
+                  tokenizer=tok, source=corpus)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tok.save(out_dir / "tokenizer.json")
+    torch.manual_seed(train_config.seed)
+    model = GPT(model_config)
+    history = train(model, data.train, data.val, train_config, resume=resume)
+    if info.is_main:
+        _write_folder(out_dir, model, train_config, data, history, tokenizer, info.world_size)
+    return out_dir
+
+
+def _latest_model_config(out_dir: Path) -> dict | None:
+    from llmguide.checkpoint import latest_checkpoint
+
+    path = latest_checkpoint(out_dir)
+    return None if path is None else json.loads((path / "config.json").read_text(encoding="utf-8"))["model"]
+
+
+def _write_folder(out_dir: Path, model: GPT, train_config: TrainConfig, data, history, tokenizer_kind: str,
+                  world_size: int) -> None:
+    val = history.val_loss.dropna()
+    results = {"steps": int(history.step.iloc[-1]), "train_loss": float(history.train_loss.iloc[-1]),
+               "val_loss": float(val.iloc[-1]) if len(val) else None, "processes": world_size,
+               "global_batch": train_config.batch_size * train_config.grad_accum_steps * world_size}
+    if results["val_loss"] is not None:
+        results["val_perplexity"] = math.exp(results["val_loss"])
+    meta = {"train": asdict(train_config), "data": {**data.summary(), "tokenizer": tokenizer_kind},
+            "results": results}
+    save_model_folder(out_dir, model, data.tokenizer, meta, history)
+
+
+def save_model_folder(folder: str | Path, model: GPT, tokenizer: Any, meta: Mapping[str, Any] | None = None,
+                      history: Any = None) -> Path:
+    """Write (or update) a language-model folder, each file atomically.
+
+    Layout: ``model.safetensors``, ``config.json`` (``{"model": asdict(model.config), **meta}``),
+    ``tokenizer.json`` and, if given, ``history.csv``. Other files in the folder (``checkpoints/``) stay.
+
+    Args:
+        folder: the model folder (created if needed).
+        model: a :class:`GPT`.
+        tokenizer: has ``save(path)`` (our character and BPE tokenizers).
+        meta: more JSON-able entries for config.json, e.g. ``{"train": asdict(train_config)}``.
+        history: the training history DataFrame.
+    Returns:
+        The folder.
+    """
+    from llmguide.checkpoint import atomic_write, save_weights
+
+    folder = Path(folder)
+    config = {"model": asdict(model.config), **(meta or {})}
+    save_weights(model, folder / "model.safetensors")
+    atomic_write(folder / "tokenizer.json", tokenizer.save)
+    atomic_write(folder / "config.json", lambda p: p.write_text(
+        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"))
+    if history is not None:
+        atomic_write(folder / "history.csv", lambda p: history.to_csv(p, index=False))
+    return folder
+
+
+def load_model_folder(folder: str | Path) -> tuple[GPT, Any, dict[str, Any]]:
+    """Read a folder written by :func:`save_model_folder` (or ``llmguide pretrain``).
+
+    Returns:
+        ``(model in eval mode, tokenizer, config dict)``.
+    """
+    from llmguide.tokenizer import load_tokenizer
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a model folder (no config.json): write one with "
+                                "save_model_folder or `llmguide pretrain --out`")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    return GPT.from_pretrained(str(folder)), load_tokenizer(folder / "tokenizer.json"), config
+
+
+# ---------------------------------------------------------------- command line
+def add_pretrain_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``llmguide pretrain``'s options to ``parser``: corpus, tokenizer, preset, out, resume, and one
+    ``--key=value`` option per setting (see :func:`parse_overrides`)."""
+    parser.add_argument("--corpus", default="reviews",
+                        help="reviews, shakespeare, or a path to a UTF-8 text file (default: %(default)s)")
+    parser.add_argument("--tokenizer", choices=TOKENIZERS, default="char", help="(default: %(default)s)")
+    parser.add_argument("--preset", choices=PRESETS, default=None,
+                        help="model and training sizes (default: $LLMGUIDE_PROFILE, else gpu with CUDA, else cpu)")
+    parser.add_argument("--out", default="runs/lm", help="the model folder to write (default: %(default)s)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    group = parser.add_argument_group("settings", "override any of them as --key=value, e.g. --max_steps=200")
+    for key, kind in _option_types().items():
+        names = [f"--{key}"] + [f"--{a}" for a, k in ALIASES.items() if k == key]
+        group.add_argument(*names, dest=f"set_{key}", default=None, metavar=_type_name(kind), help=_help(key))
+    return parser
+
+
+def _help(key: str) -> str:
+    if key in DATA_OPTIONS:
+        return f"{DATA_OPTIONS[key][2]} (default: {DATA_OPTIONS[key][1]})"
+    from llmguide.model import PRESETS as MODEL_PRESETS
+
+    table = MODEL_PRESETS if key in {f.name for f in fields(GPTConfig)} else TRAIN_PRESETS
+    if any(key in table[p] for p in PRESETS):
+        default = ", ".join(f"{p} {table[p].get(key)}" for p in PRESETS)
+    else:
+        default = next(f.default for f in fields(TrainConfig) + fields(GPTConfig) if f.name == key)
+    return f"(default: {default})"
+
+
+def _type_name(kind: Any) -> str:
+    names = [getattr(a, "__name__", str(a)) for a in (typing.get_args(kind) or (kind,))]
+    return "|".join(n.replace("NoneType", "none") for n in names).upper()
+
+
+def pretrain_command(args: argparse.Namespace) -> int:
+    """Run :func:`run_pretrain` from parsed arguments; prints the results and where the model was saved."""
+    from llmguide.train import setup_distributed
+
+    overrides = {k.removeprefix("set_"): v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
+    try:
+        folder = run_pretrain(args.corpus, args.tokenizer, args.preset, overrides, args.out, args.resume,
+                              args.progress)
+        if setup_distributed().is_main:
+            results = json.loads((folder / "config.json").read_text(encoding="utf-8"))["results"]
+            line = f"steps {results['steps']}, train loss {results['train_loss']:.3f}"
+            if results.get("val_loss") is not None:
+                line += f", val loss {results['val_loss']:.3f} (perplexity {results['val_perplexity']:.1f})"
+            print(line)
+            print(f"saved the model to {folder}")
+    finally:
+        if torch.distributed.is_initialized():  # started by torchrun: leave cleanly
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m llmguide.pretrain ...``, which ``torchrun`` can start on several processes."""
+    parser = add_pretrain_arguments(argparse.ArgumentParser(prog="python -m llmguide.pretrain",
+                                                            description="Pre-train a GPT and save a model folder."))
+    args = parser.parse_args(argv)
+    try:
+        return pretrain_command(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"pretrain: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

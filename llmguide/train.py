@@ -1,0 +1,532 @@
+"""The training loop: one readable function, trustworthy enough for real data and several GPUs.
+
+What :func:`train` does each step, and where it comes from:
+
+* AdamW with decoupled weight decay on matrices only (Loshchilov & Hutter 2019, "Decoupled Weight
+  Decay Regularization"); biases and LayerNorm gains are not decayed, as in GPT-2/nanoGPT.
+* Linear warmup, then cosine decay to ``min_lr`` (Loshchilov & Hutter 2017, "SGDR"; the GPT-3 recipe,
+  Brown et al. 2020).
+* Gradient accumulation (a big batch as several small ones) and clipping of the global gradient norm
+  (Pascanu et al. 2013).
+* Mixed precision (Micikevicius et al. 2018): bf16 autocast where the GPU supports it, else fp16 with a
+  gradient scaler; fp32 on CPU unless asked.
+* Data parallelism with ``torch.nn.parallel.DistributedDataParallel`` (Li et al. 2020, "PyTorch
+  Distributed") when started by ``torchrun``: each rank gets a different slice of every global batch,
+  gradients are averaged across ranks, only rank 0 writes checkpoints and shows progress.
+
+The order of the examples is a pure function of ``(seed, step)`` (:class:`BatchOrder`), so a resumed
+run, or the same global batch split over 1 or 2 processes, sees exactly the same data.
+
+A *batch* is a dict of tensors and the model follows the contract ``logits, loss = model(**batch)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from llmguide.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from llmguide.runtime import get_device, seed_everything
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+Batch = dict[str, Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``batch_size`` is per device and micro-step: the global batch is
+    ``batch_size * grad_accum_steps * world_size`` examples."""
+
+    learning_rate: float = 1e-3  # peak learning rate, reached at the end of warmup
+    min_lr: float | None = None  # learning rate at the end of the cosine decay (None: learning_rate / 10)
+    warmup_steps: int = 100  # linear warmup from ~0, so early noisy updates stay small
+    lr_decay_steps: int | None = None  # steps of warmup + cosine decay (None: the whole run)
+    weight_decay: float = 0.1  # AdamW decay, applied to matrices (dim >= 2) only
+    beta1: float = 0.9  # AdamW first-moment decay
+    beta2: float = 0.95  # AdamW second-moment decay (0.95 as in GPT-3; 0.99 for tiny batches)
+    batch_size: int = 32  # examples per device per micro-step
+    grad_accum_steps: int = 1  # micro-steps whose gradients are summed before one update
+    max_steps: int | None = 1000  # optimizer updates to run (None: use max_epochs)
+    max_epochs: float | None = None  # passes over the training data (both set: whichever ends first)
+    eval_interval: int = 100  # evaluate every this many steps (and at the end); 0: only at the end
+    eval_steps: int = 20  # validation batches per evaluation
+    clip_norm: float | None = 1.0  # clip the global gradient norm to this (None: no clipping)
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16"; auto: bf16/fp16 on CUDA, fp32 elsewhere
+    seed: int = 0  # seeds dropout and the data order
+    patience: int | None = None  # stop after this many evaluations without improvement (None: never)
+    min_delta: float = 0.0  # an evaluation must beat the best validation loss by more than this
+    log_interval: int = 10  # steps between progress-bar updates and callback calls
+    out_dir: str | None = None  # where checkpoints go (None: no checkpoints)
+    checkpoint_interval: int | None = None  # steps between checkpoints (None: every eval_interval); also at the end
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk (0: all)
+    progress: bool = True  # show a tqdm progress bar (rank 0 only)
+    device: str | None = None  # "cpu", "cuda", "mps"; None: the best available (cuda:LOCAL_RANK under torchrun)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("learning_rate", self.learning_rate > 0, "a positive number such as 3e-4"),
+            ("min_lr", self.min_lr is None or 0 <= self.min_lr <= self.learning_rate,
+             f"between 0 and learning_rate={self.learning_rate}"),
+            ("warmup_steps", self.warmup_steps >= 0, "0 or more"),
+            ("lr_decay_steps", self.lr_decay_steps is None or self.lr_decay_steps > self.warmup_steps,
+             f"None or more than warmup_steps={self.warmup_steps}"),
+            ("weight_decay", self.weight_decay >= 0, "0 or more, e.g. 0.1"),
+            ("beta1", 0 <= self.beta1 < 1, "in [0, 1)"), ("beta2", 0 <= self.beta2 < 1, "in [0, 1)"),
+            ("batch_size", self.batch_size >= 1, "1 or more"),
+            ("grad_accum_steps", self.grad_accum_steps >= 1, "1 or more"),
+            ("max_steps", self.max_steps is None or self.max_steps >= 1, "None or 1 or more"),
+            ("max_epochs", self.max_epochs is None or self.max_epochs > 0, "None or more than 0"),
+            ("eval_interval", self.eval_interval >= 0, "0 (only at the end) or more"),
+            ("eval_steps", self.eval_steps >= 1, "1 or more"),
+            ("clip_norm", self.clip_norm is None or self.clip_norm > 0, "None or a positive number like 1.0"),
+            ("precision", self.precision in PRECISIONS, f"one of {PRECISIONS}"),
+            ("seed", isinstance(self.seed, int) and self.seed >= 0, "a non-negative int"),
+            ("patience", self.patience is None or self.patience >= 1, "None or 1 or more"),
+            ("log_interval", self.log_interval >= 1, "1 or more"),
+            ("checkpoint_interval", self.checkpoint_interval is None or self.checkpoint_interval >= 1,
+             "None or 1 or more"),
+            ("keep_checkpoints", self.keep_checkpoints >= 0, "0 (keep all) or more"),
+        ]
+        for name, ok, fix in checks:
+            if not ok:
+                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is invalid: use {fix}")
+        if self.max_steps is None and self.max_epochs is None:
+            raise ValueError("TrainConfig needs max_steps or max_epochs: both are None")
+
+    @property
+    def final_lr(self) -> float:
+        return self.learning_rate / 10 if self.min_lr is None else self.min_lr
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------- schedule and optimizer
+def lr_at(step: int, config: TrainConfig, total_steps: int) -> float:
+    """The learning rate for update number ``step`` (0-based): linear warmup, then cosine decay to ``min_lr``."""
+    decay_steps = config.lr_decay_steps or total_steps
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / (config.warmup_steps + 1)
+    if step >= decay_steps:
+        return config.final_lr
+    progress = (step - config.warmup_steps) / max(1, decay_steps - config.warmup_steps)  # 0 -> 1
+    return config.final_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (config.learning_rate - config.final_lr)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (embeddings, linear weights) but not on biases or norms.
+
+    Decaying a gain or a bias pulls it towards 0, which only fights the normalisation; matrices are
+    where over-large weights mean over-confident features.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]  # tied weights appear once
+    if not params:
+        raise ValueError("the model has no trainable parameters (requires_grad is False everywhere): unfreeze some")
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    fused = next(model.parameters()).device.type == "cuda"  # one kernel for all parameters on GPU
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.beta1, config.beta2), fused=fused)
+
+
+def mixed_precision(precision: str, device: torch.device):
+    """The autocast context and the gradient scaler (or None) for ``precision`` on ``device``.
+
+    Returns:
+        ``(autocast_context, scaler, precision_used)``. ``auto`` picks bf16 on GPUs that really support it
+        (Ampere and later), fp16 + ``GradScaler`` on older GPUs, fp32 on CPU and MPS.
+    """
+    if precision == "auto":
+        if device.type != "cuda":
+            precision = "fp32"
+        else:
+            precision = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    if precision == "fp32":
+        return contextlib.nullcontext(), None, precision
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision='fp16' needs a CUDA GPU, but the device is {device.type}: "
+                         "use precision='bf16' or 'fp32'")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None  # fp16 gradients underflow without it
+    return torch.autocast(device.type, dtype=dtype), scaler, precision
+
+
+# ---------------------------------------------------------------- data
+class TensorDataset(torch.utils.data.Dataset):
+    """A dict of equally long tensors as a dataset of dicts (e.g. ``{"idx": X, "labels": y}``)."""
+
+    def __init__(self, tensors: Mapping[str, Tensor]):
+        lengths = {k: len(v) for k, v in tensors.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"all tensors need the same first dimension, got {lengths}")
+        self.tensors = dict(tensors)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i: int) -> Batch:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+    def get_batch(self, indices: Tensor) -> Batch:
+        return {k: v[indices] for k, v in self.tensors.items()}
+
+
+def as_dataset(data: Any) -> Any:
+    """Accept a dataset (``len`` + ``__getitem__`` returning dicts of tensors) or a dict of tensors."""
+    if isinstance(data, Mapping):
+        return TensorDataset(data)
+    if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
+        raise ValueError(f"training data must be a dataset or a dict of tensors, got {type(data).__name__}")
+    return data
+
+
+def fetch(dataset: Any, indices: Tensor, collate_fn: Callable | None = None) -> Batch:
+    """The batch made of ``dataset[i]`` for ``i`` in ``indices``: the dataset's fast ``get_batch`` if it has
+    one, else ``collate_fn`` (default: stack each key) of the examples."""
+    if collate_fn is None and hasattr(dataset, "get_batch"):
+        return dataset.get_batch(indices)
+    items = [dataset[int(i)] for i in indices]
+    return collate_fn(items) if collate_fn else {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+class BatchOrder:
+    """Which examples form global batch number ``step``: a seeded shuffle per epoch, a pure function of the step.
+
+    Epoch ``e`` is ``randperm(n)`` drawn from a generator seeded with ``(seed, e)``; batch ``b`` of it is
+    ``perm[b * G:(b + 1) * G]`` (the last incomplete batch is dropped). Nothing needs saving to resume:
+    the step says where the data stands. Rank ``r`` of ``W`` takes rows ``[r * G/W, (r + 1) * G/W)``.
+    """
+
+    def __init__(self, n_examples: int, global_batch: int, seed: int):
+        if n_examples < global_batch:
+            raise ValueError(f"the training data has {n_examples} examples, fewer than one global batch of "
+                             f"{global_batch}: lower batch_size or grad_accum_steps, or use more data")
+        self.n, self.global_batch, self.seed = n_examples, global_batch, seed
+        self.batches_per_epoch = n_examples // global_batch
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def position(self, step: int) -> tuple[int, int]:
+        """(epoch, batch within the epoch) of a step."""
+        return divmod(step, self.batches_per_epoch)
+
+    def indices(self, step: int, rank: int = 0, world_size: int = 1) -> Tensor:
+        """This rank's example indices for global batch ``step``: shape (global_batch / world_size,)."""
+        epoch, b = self.position(step)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen)
+        batch = self._perm[b * self.global_batch:(b + 1) * self.global_batch]
+        per_rank = self.global_batch // world_size
+        return batch[rank * per_rank:(rank + 1) * per_rank]
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _count_tokens(batch: Batch) -> int:
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return next(v for v in batch.values() if v.dtype == torch.long).numel()
+
+
+# ---------------------------------------------------------------- distributed
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: rank ``rank`` of ``world_size`` processes, using ``device``."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str | None = None) -> DistInfo:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ...).
+
+    Backend: NCCL on GPUs, gloo on CPU. Without ``torchrun`` (``WORLD_SIZE`` unset) nothing is started
+    and this is rank 0 of 1. A process group the caller already started is used as it is.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    chosen = get_device(device)
+    if chosen.type == "cuda" and (world_size > 1 or dist.is_initialized()):
+        chosen = torch.device("cuda", local_rank)  # one GPU per process
+        torch.cuda.set_device(chosen)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
+    if dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), chosen)
+    return DistInfo(0, 1, chosen)
+
+
+def _mean_over_ranks(values: Tensor, info: DistInfo) -> Tensor:
+    if info.world_size > 1:
+        values = values.clone()
+        dist.all_reduce(values)  # SUM: gloo has no AVG
+        values /= info.world_size
+    return values
+
+
+# ---------------------------------------------------------------- evaluation and one step
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, data: Any, batch_size: int, max_batches: int, autocast=None,
+                  info: DistInfo | None = None, collate_fn: Callable | None = None) -> float:
+    """Mean loss over ``max_batches * batch_size`` evenly spaced examples of ``data`` (all if fewer).
+
+    The same examples every time, so successive evaluations are comparable; under DDP each rank scores
+    a share and the sums are added across ranks.
+    """
+    data = as_dataset(data)
+    info = info or DistInfo(0, 1, next(model.parameters()).device)
+    n = min(len(data), max_batches * batch_size * info.world_size)
+    chosen = torch.linspace(0, len(data) - 1, n).round().long()[info.rank::info.world_size]
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=info.device)  # (sum of loss * examples, examples)
+    for part in chosen.split(batch_size):
+        with autocast or contextlib.nullcontext():
+            _, loss = model(**_to(fetch(data, part, collate_fn), info.device))
+        total += torch.stack([loss.double() * len(part), torch.tensor(len(part), device=info.device)])
+    model.train(was_training)
+    if info.world_size > 1:
+        dist.all_reduce(total)
+    return (total[0] / total[1]).item()
+
+
+def train_step(model: nn.Module, micro_batches: list[Batch], optimizer: torch.optim.Optimizer,
+               autocast, scaler, clip_norm: float | None) -> tuple[Tensor, Tensor]:
+    """One optimizer update from a list of micro-batches (gradient accumulation).
+
+    Returns:
+        ``(loss, grad_norm)`` as 0-dim tensors: the mean loss over the micro-batches (this rank's share)
+        and the gradient norm before clipping (NaN without clipping).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    losses = []
+    for i, batch in enumerate(micro_batches):
+        last = i == len(micro_batches) - 1
+        # Under DDP, average gradients across ranks only once, after the last micro-batch.
+        sync = contextlib.nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
+        with sync:
+            with autocast:
+                _, loss = model(**batch)
+            scaled = loss / len(micro_batches)  # the sum of the micro-batch grads is then the mean
+            (scaler.scale(scaled) if scaler else scaled).backward()
+        losses.append(loss.detach().float())
+    if scaler:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    norm = torch.full((), float("nan"), device=losses[0].device)
+    if clip_norm:
+        norm = nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip_norm)
+    if scaler:
+        scaler.step(optimizer)  # skipped when the fp16 gradients overflowed
+        scaler.update()
+    else:
+        optimizer.step()
+    return torch.stack(losses).mean(), norm.detach().float()
+
+
+# ---------------------------------------------------------------- the loop's bookkeeping
+@dataclass
+class _Run:
+    """What :func:`train` tracks besides the model and the optimizer (all of it goes into checkpoints)."""
+
+    step: int = 0  # optimizer updates done
+    tokens_seen: int = 0  # tokens in the global batches so far
+    best_val: float = math.inf  # best validation loss (early stopping)
+    bad_evals: int = 0  # evaluations since the best one
+    stop_reason: str | None = None  # "max_steps", "early_stopping" or "callback"
+    history: list[dict[str, float]] = field(default_factory=list)
+    pending: list[tuple[int, float, int, Tensor, Tensor]] = field(default_factory=list)  # steps not yet logged
+    window_tokens: int = 0  # tokens since the last log, for tokens/s
+    clock: float = field(default_factory=time.perf_counter)  # start of the current timing window
+    elapsed: float = 0.0  # seconds spent in training steps (evaluations and checkpoints excluded)
+
+
+def _flush(run: _Run, order: BatchOrder, info: DistInfo) -> None:
+    """Move the pending steps into the history: one sync with the device (and the other ranks) per log."""
+    if not run.pending:
+        return
+    values = _mean_over_ranks(torch.stack([torch.stack(p[3:]) for p in run.pending]), info).tolist()
+    now = time.perf_counter()
+    run.elapsed += now - run.clock
+    tokens_per_s = run.window_tokens * info.world_size / max(now - run.clock, 1e-9)
+    for (step, lr, tokens, _, _), (loss, norm) in zip(run.pending, values, strict=True):
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the training loss became {loss} at step {step} (learning rate {lr:.3g}); the weights are "
+                "no longer usable. Try a lower learning_rate, gradient clipping (clip_norm=1.0), a longer "
+                "warmup_steps, or precision='fp32'; then restart or resume from an earlier checkpoint")
+        run.history.append({"step": step, "epoch": step / order.batches_per_epoch, "lr": lr, "train_loss": loss,
+                            "val_loss": math.nan, "grad_norm": norm, "tokens": tokens,
+                            "tokens_per_s": tokens_per_s, "elapsed_s": run.elapsed})
+    run.pending.clear()
+    run.window_tokens, run.clock = 0, now
+
+
+def _note_eval(run: _Run, val_loss: float, config: TrainConfig) -> None:
+    run.history[-1]["val_loss"] = val_loss
+    if val_loss < run.best_val - config.min_delta:
+        run.best_val, run.bad_evals = val_loss, 0
+    else:
+        run.bad_evals += 1
+        if config.patience and run.bad_evals >= config.patience:
+            run.stop_reason = "early_stopping"
+
+
+def _ask_callback(callback: Callable | None, run: _Run, info: DistInfo) -> None:
+    """Rank 0 calls ``callback(row)``; a True answer stops every rank."""
+    stop = bool(callback(dict(run.history[-1]))) if callback and info.is_main else False
+    if info.world_size > 1:
+        flag = torch.tensor([float(stop)], device=info.device)
+        dist.broadcast(flag, src=0)
+        stop = bool(flag.item())
+    if stop:
+        run.stop_reason = "callback"
+
+
+def _model_config(model: nn.Module) -> dict[str, Any] | None:
+    config = getattr(model, "config", None)
+    return asdict(config) if is_dataclass(config) else None
+
+
+def _save(run: _Run, model: nn.Module, optimizer, scaler, config: TrainConfig, order: BatchOrder,
+          info: DistInfo) -> None:
+    """Checkpoint on rank 0; every rank's random generators are gathered so dropout resumes exactly."""
+    rngs = [rng_state()]
+    if info.world_size > 1:
+        rngs = [None] * info.world_size
+        dist.all_gather_object(rngs, rng_state())
+    if info.is_main:
+        epoch, batch = order.position(run.step)
+        state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+                 "rng": rngs, "tokens_seen": run.tokens_seen, "best_val": run.best_val, "bad_evals": run.bad_evals,
+                 "data": {"epoch": epoch, "batch": batch, "n_examples": order.n,
+                          "global_batch": order.global_batch, "seed": order.seed}}
+        save_checkpoint(config.out_dir, run.step, model, state, {"model": _model_config(model), "train": asdict(config)},
+                        run.history, keep=config.keep_checkpoints)
+    if info.world_size > 1:
+        dist.barrier()  # nobody runs ahead (or reads the folder) before it is complete
+
+
+def _resume(run: _Run, model: nn.Module, optimizer, scaler, config: TrainConfig, order: BatchOrder,
+            info: DistInfo) -> None:
+    path = latest_checkpoint(config.out_dir)
+    if path is None:
+        return  # nothing to resume: start from step 0
+    state = load_checkpoint(path, model)
+    data = state["data"]
+    if (data["n_examples"], data["global_batch"], data["seed"]) != (order.n, order.global_batch, order.seed):
+        raise ValueError(f"{path} was trained on {data['n_examples']} examples in global batches of "
+                         f"{data['global_batch']} with seed {data['seed']}, but this run has {order.n}, "
+                         f"{order.global_batch} and {order.seed}: use the same data, batch_size x grad_accum_steps "
+                         "x processes and seed to resume exactly, or start a new out_dir")
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    rngs = state["rng"]
+    set_rng_state(rngs[info.rank] if len(rngs) == info.world_size else rngs[0])
+    run.step, run.tokens_seen, run.history = state["step"], state["tokens_seen"], state["history"]
+    run.elapsed = run.history[-1]["elapsed_s"] if run.history else 0.0
+    run.best_val, run.bad_evals = state["best_val"], state["bad_evals"]
+
+
+def _due(step: int, total: int, config: TrainConfig, has_val: bool) -> tuple[bool, bool, bool]:
+    """(log, evaluate, save checkpoint) after update ``step``; the last step does all three."""
+    last = step == total
+    evaluate = has_val and (last or bool(config.eval_interval and step % config.eval_interval == 0))
+    every = config.checkpoint_interval or config.eval_interval
+    save = config.out_dir is not None and (last or bool(every and step % every == 0))
+    return last or evaluate or save or step % config.log_interval == 0, evaluate, save
+
+
+def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
+    """Optimizer updates in the run: ``max_steps``, or ``max_epochs`` worth of batches, whichever is fewer."""
+    limits = [config.max_steps] if config.max_steps else []
+    if config.max_epochs:
+        limits.append(max(1, round(config.max_epochs * batches_per_epoch)))
+    return min(limits)
+
+
+# ---------------------------------------------------------------- the loop
+def train(model: nn.Module, train_data: Any, val_data: Any = None, config: TrainConfig | None = None,
+          callback: Callable[[dict], bool | None] | None = None, *, resume: bool = False,
+          collate_fn: Callable | None = None) -> pd.DataFrame:
+    """Train ``model`` in place and return the history (one row per optimizer step).
+
+    Args:
+        model: follows ``logits, loss = model(**batch)``; it is moved to the chosen device.
+        train_data, val_data: datasets of dicts of tensors (or a dict of tensors); ``val_data`` may be None.
+        config: a :class:`TrainConfig` (default: its defaults).
+        callback: called on rank 0 as ``callback(row)`` every ``log_interval`` steps and at evaluations;
+            returning True stops training (a checkpoint is written first when ``out_dir`` is set).
+        resume: continue from the newest complete checkpoint in ``config.out_dir`` (if any).
+        collate_fn: turns a list of examples into a batch (default: stack each key).
+    Returns:
+        DataFrame with columns step, epoch, lr, train_loss, val_loss (NaN between evaluations),
+        grad_norm, tokens (seen so far), tokens_per_s, elapsed_s (seconds of training steps so far, without
+        evaluations); ``history.attrs["stop_reason"]`` says why it stopped.
+    """
+    config = config or TrainConfig()
+    info = setup_distributed(config.device)
+    seed_everything(config.seed + info.rank)  # dropout noise differs between ranks, like different data
+    model.to(info.device).train()
+    optimizer = make_optimizer(model, config)
+    autocast, scaler, _ = mixed_precision(config.precision, info.device)
+    train_data = as_dataset(train_data)
+    order = BatchOrder(len(train_data), config.batch_size * config.grad_accum_steps * info.world_size, config.seed)
+    total, run = total_steps(config, order.batches_per_epoch), _Run()
+    if resume:
+        _resume(run, model, optimizer, scaler, config, order, info)
+    net = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None) \
+        if info.world_size > 1 else model
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=run.step, desc="train", disable=not config.progress or not info.is_main)
+    run.clock = time.perf_counter()
+    while run.step < total and run.stop_reason is None:
+        lr = lr_at(run.step, config, total)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        mine = order.indices(run.step, info.rank, info.world_size).split(config.batch_size)
+        batches = [fetch(train_data, part, collate_fn) for part in mine]
+        tokens = sum(_count_tokens(b) for b in batches)
+        loss, norm = train_step(net, [_to(b, info.device) for b in batches], optimizer, autocast, scaler,
+                                config.clip_norm)
+        run.step += 1
+        run.window_tokens += tokens
+        run.tokens_seen += tokens * info.world_size
+        run.pending.append((run.step, lr, run.tokens_seen, loss, norm))
+        bar.update(1)
+        log_now, evaluate_now, save_now = _due(run.step, total, config, val_data is not None)
+        if not log_now:
+            continue
+        _flush(run, order, info)  # one sync with the device per log: the losses were kept as tensors
+        if evaluate_now:
+            _note_eval(run, evaluate_loss(model, val_data, config.batch_size, config.eval_steps, autocast, info,
+                                          collate_fn), config)
+        _ask_callback(callback, run, info)
+        bar.set_postfix({k: f"{run.history[-1][k]:.4f}" for k in ("train_loss", "val_loss")
+                         if math.isfinite(run.history[-1][k])})
+        if save_now or (config.out_dir is not None and run.stop_reason):
+            _save(run, model, optimizer, scaler, config, order, info)
+        run.clock = time.perf_counter()  # evaluation and saving do not count as training time
+    bar.close()
+    history = pd.DataFrame(run.history)
+    history.attrs["stop_reason"] = run.stop_reason or "max_steps"
+    return history
