@@ -1,4 +1,4 @@
-"""The ``llmguide`` command line: ``llmguide quickstart``, ``llmguide --help``.
+"""The ``llmguide`` command line: ``quickstart``, ``pretrain``, ``finetune``, ``evaluate``, ``predict``.
 
 Every subcommand is a small function that takes the parsed arguments. Errors a user can fix (bad
 values, missing files or packages) print one line and exit with status 2, without a traceback.
@@ -44,6 +44,30 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--profile", choices=("cpu", "gpu"), default=None,
                        help="sizes to use (default: $LLMGUIDE_PROFILE, else gpu if CUDA is available, else cpu)")
     quick.set_defaults(func=_quickstart)
+
+    # Each stage's module owns its options and its command function; the CLI only collects them.
+    from llmguide.classify import add_finetune_arguments, finetune_command
+    from llmguide.inference import (
+        add_evaluate_arguments,
+        add_predict_arguments,
+        evaluate_command,
+        predict_command,
+    )
+    from llmguide.pretrain import add_pretrain_arguments, pretrain_command
+
+    stages = (
+        ("pretrain", "pre-train a GPT language model and save a model folder", add_pretrain_arguments, pretrain_command),
+        ("finetune", "fine-tune a pre-trained model folder into a text classifier", add_finetune_arguments,
+         finetune_command),
+        ("evaluate", "evaluate a classifier (accuracy, F1, confusion matrix) or a language model (perplexity)",
+         add_evaluate_arguments, evaluate_command),
+        ("predict", "label texts with a saved classifier: CSV text,label,probability or JSON lines",
+         add_predict_arguments, predict_command),
+    )
+    for name, help_text, add_arguments, command in stages:
+        stage = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(stage)
+        stage.set_defaults(func=command)
     return parser
 
 

@@ -12,6 +12,11 @@ from pathlib import Path
 
 from llmguide.runtime import setup
 
+# CPU profile: short runs so the whole quickstart stays well under two minutes on a laptop CPU.
+QUICK_PRETRAIN = {"max_steps": 150, "batch_size": 4, "min_freq": 5, "eval_interval": 75, "eval_steps": 16}
+QUICK_FINETUNE_STEPS = 150
+EXAMPLES = ("物流很快，包装完好，东西很好用", "质量太差了，用了两天就坏了", "房间很小，前台服务态度也很差")
+
 
 def _step(title: str):
     print(f"==> {title}", flush=True)
@@ -19,7 +24,11 @@ def _step(title: str):
 
 
 def run_quickstart(out: str | Path = "runs/quickstart", profile: str | None = None) -> dict:
-    """Run data → tokenizer → (later: pre-training, fine-tuning, evaluation) and save under ``out``.
+    """Run data → pre-training → fine-tuning → evaluation → prediction and save everything under ``out``.
+
+    ``out/lm`` is a language-model folder (``llmguide evaluate`` takes it), ``out/classifier`` a sentiment
+    classifier folder (``llmguide predict`` takes it); both hold safetensors weights, JSON config and the
+    tokenizer.
 
     Returns:
         The summary that is also written to ``out/summary.json``.
@@ -40,7 +49,36 @@ def run_quickstart(out: str | Path = "runs/quickstart", profile: str | None = No
     print(f"    {len(reviews)} reviews: " + ", ".join(f"{s} {int(counts.loc[s].sum())}" for s in counts.index)
           + f" ({time.perf_counter() - t0:.1f}s)")
 
+    t0 = _step("2. pre-train a small GPT on the reviews (next-character prediction)")
+    from llmguide.pretrain import run_pretrain
+
+    lm_dir = run_pretrain("reviews", "char", rt.profile.name, rt.profile.pick(cpu=QUICK_PRETRAIN, gpu={}),
+                          out / "lm", progress=False)
+    lm = json.loads((lm_dir / "config.json").read_text(encoding="utf-8"))["results"]
+    summary["lm"] = {"folder": str(lm_dir), **lm}
+    print(f"    {lm['steps']} steps: validation loss {lm['val_loss']:.3f} (perplexity {lm['val_perplexity']:.1f}) "
+          f"-> {lm_dir} ({time.perf_counter() - t0:.1f}s)")
+
+    t0 = _step("3. fine-tune it into a sentiment classifier and evaluate on the held-out test set")
+    from llmguide.classify import run_finetune
+
+    steps = rt.profile.pick(cpu=QUICK_FINETUNE_STEPS, gpu=None)
+    clf_dir, report = run_finetune(lm_dir, out / "classifier", rt.profile.name,
+                                   overrides={"max_steps": steps} if steps else None)
+    summary["classifier"] = {"folder": str(clf_dir), **report.to_dict()}
+    print("    " + str(report).replace("\n", "\n    "))
+    print(f"    -> {clf_dir} ({time.perf_counter() - t0:.1f}s)")
+
+    t0 = _step("4. predict with the saved classifier")
+    from llmguide.inference import load_classifier
+
+    predictions = load_classifier(clf_dir).predict(list(EXAMPLES))
+    predictions.to_csv(out / "predictions.csv", index=False)
+    for row in predictions.itertuples():
+        print(f"    {row.label:>8} {row.probability:.2f}  {row.text}")
+
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"\nDone. Everything is under {out}/ (summary.json lists it).")
+    print(f"Try it: llmguide predict {clf_dir} \"物流很快，包装完好\"   |   llmguide evaluate {lm_dir}")
     print("Next: read the guide with `jupyter lab notebooks/`, starting at 00_start_here.ipynb.")
     return summary

@@ -1,8 +1,9 @@
 """Shared fixtures: a seed and the tiny model sizes every unit test uses."""
+# ruff: noqa: I001  (llmguide is imported before torch on purpose)
 
 from __future__ import annotations
 
-import llmguide  # noqa: F401, I001  first: sets OMP_WAIT_POLICY before torch loads OpenMP
+import llmguide  # noqa: F401  first: sets OMP_WAIT_POLICY before torch loads OpenMP
 import pytest
 import torch
 
