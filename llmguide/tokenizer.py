@@ -26,15 +26,15 @@ import json
 import operator
 import os
 import re
-import socket
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlparse
 
 from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trainers
 from tokenizers import Tokenizer as HFBackend
+
+from llmguide import download as _download
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0, 1, 2, 3 in both of our tokenizers
 PAD, UNK, BOS, EOS = SPECIAL_TOKENS
@@ -482,25 +482,7 @@ class HFTokenizer:
         return f"HFTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size})"
 
 
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub can be reached now (a TCP connection, a few seconds at most).
-
-    False when ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` is set. Behind a proxy the direct probe says
-    nothing, so it answers True and lets the download itself decide.
-    """
-    if any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        return False
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+hub_reachable = _download.hub_online  # transitional alias: notebook 05 still imports this name
 
 
 @contextlib.contextmanager
@@ -533,7 +515,7 @@ def from_pretrained_offline_aware(loader: Any, name: str, local_hint: str, **kwa
     with quiet_hf():
         with contextlib.suppress(OSError, ValueError):
             return loader.from_pretrained(name, local_files_only=True, **kwargs)
-        if not hub_reachable():
+        if not _download.hub_online():
             raise offline_error(name, local_hint)
         try:
             return loader.from_pretrained(name, **kwargs)

@@ -12,6 +12,7 @@ import pytest
 import tokenizers
 import torch
 
+from llmguide import download
 from llmguide import tokenizer as tk
 from llmguide.tokenizer import (
     SPECIAL_TOKENS,
@@ -326,7 +327,7 @@ def test_pretrained_tokenizer_saved_to_a_folder_loads_back(wordpiece, tmp_path):
 
 def test_hub_name_offline_gives_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not tk.hub_reachable()
+    assert not download.hub_online()
     with pytest.raises(ConnectionError, match=r"'llmguide-tests/not-cached'.*offline.*local folder") as info:
         load_tokenizer("llmguide-tests/not-cached")  # a name no cache holds
     assert isinstance(info.value, OSError) and info.value.__cause__ is None
@@ -343,10 +344,10 @@ def test_hub_loading_uses_the_cache_then_the_hub(monkeypatch):
                 raise OSError("not cached")
             return f"loaded {name}"
 
-    monkeypatch.setattr(tk, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(download, "hub_online", lambda timeout=3.0: True)
     assert tk.from_pretrained_offline_aware(FakeLoader, "org/model", "hint") == "loaded org/model"
     assert calls == [True, False], "tries the local cache first, then the hub"
-    monkeypatch.setattr(tk, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(download, "hub_online", lambda timeout=3.0: False)
     with pytest.raises(ConnectionError, match="offline"):
         tk.from_pretrained_offline_aware(FakeLoader, "org/model", "hint")
 
