@@ -1,0 +1,513 @@
+"""Fine-tuning a pre-trained GPT for text classification (Radford et al. 2018, "Improving Language
+Understanding by Generative Pre-Training"; Howard & Ruder 2018, "Universal Language Model Fine-tuning").
+
+Recipe: take a language model pre-trained on unlabelled text, replace its next-token head by a small
+fresh head over the classes (:class:`llmguide.model.GPTClassifier`), and train on the labelled
+examples with the same :func:`llmguide.train.train` loop, either the whole network ("all") or only the
+new head ("head", the body frozen).
+
+The data side:
+
+* :class:`ClassificationDataset` encodes and checks the texts and labels once: an empty dataset, an
+  empty text or a label outside the label set raises ``ValueError``; texts longer than the model's
+  context are cut to their first ``block_size`` tokens and *counted* (``n_truncated``, and a warning).
+* :func:`collate` pads a batch on the **right** and returns an ``attention_mask``. In a causal model a
+  token only sees the tokens before it, so with right padding the real tokens get exactly the positions
+  and hidden states they would have alone, and the classifier reads the last real one (the last 1 of the
+  mask): padding cannot change the prediction.
+
+Shapes: B batch, T longest text in the batch (<= block_size), K classes.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+# A public GPT-2 pre-trained on Chinese text (CLUECorpusSmall; Zhao et al. 2019, "UER"), for the
+# hub row of the results table when online.
+HUB_MODEL = "uer/gpt2-chinese-cluecorpussmall"
+PADDING_SIDES = ("right", "left")
+TRAINABLE = ("all", "head")
+LABELS_FILE = "labels.json"
+
+
+def _pad_id(tokenizer: Any) -> int:
+    """The tokenizer's pad id, else 0: the value never matters, the attention mask hides padding."""
+    for name in ("pad_id", "pad_token_id"):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+def _label_ids(labels: Sequence[Any], label_names: Sequence[str]) -> list[int]:
+    """Labels given as names or as ids -> ids; anything outside the label set raises ValueError."""
+    index = {name: i for i, name in enumerate(label_names)}
+    ids = []
+    for i, label in enumerate(labels):
+        if isinstance(label, str):
+            if label not in index:
+                raise ValueError(f"label {label!r} of example {i} is not in the label set {list(label_names)}: "
+                                 "fix the data or add the label to label_names")
+            ids.append(index[label])
+        elif hasattr(label, "__index__") and not isinstance(label, bool) and 0 <= int(label) < len(label_names):
+            ids.append(int(label))
+        else:
+            raise ValueError(f"label {label!r} of example {i} is not in the label set {list(label_names)} "
+                             f"(ids 0..{len(label_names) - 1}): fix the data or the label names")
+    return ids
+
+
+def encode_texts(texts: Sequence[str], tokenizer: Any, block_size: int, end_id: int | None = None,
+                 warn: bool = True) -> tuple[list[Tensor], list[bool]]:
+    """Encode texts, keeping the first tokens of longer ones, and flag the cut ones.
+
+    Args:
+        texts: N non-empty strings.
+        tokenizer: has ``encode(str) -> list[int]``.
+        block_size: the model's context.
+        end_id: a token appended to every text (e.g. the end-of-document token the model was
+            pre-trained with), so the classifier reads the position where the model has "seen the whole
+            text and expects what comes next"; texts are then cut to ``block_size - 1`` tokens first.
+        warn: also emit a ``UserWarning`` with the count when some texts were cut.
+    Returns:
+        ``(ids, truncated)``: N long tensors (L_i,) with ``1 <= L_i <= block_size``, and N flags (True: cut).
+    """
+    if block_size < 1 + (end_id is not None):
+        raise ValueError(f"block_size must be >= {1 + (end_id is not None)}, got {block_size}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"text {i} is empty ({text!r}): drop it or fill it in")
+    keep = block_size - (end_id is not None)
+    encoded = [tokenizer.encode(text) for text in texts]
+    truncated = [len(e) > keep for e in encoded]
+    tail = [] if end_id is None else [end_id]
+    ids = [torch.tensor(e[:keep] + tail, dtype=torch.long) for e in encoded]
+    empty = [i for i, e in enumerate(encoded) if len(e) == 0]
+    if empty:
+        raise ValueError(f"text {empty[0]} ({texts[empty[0]]!r}) encodes to no tokens: check the tokenizer")
+    n_truncated = sum(truncated)
+    if warn and n_truncated:
+        warnings.warn(f"{n_truncated} of {len(texts)} texts are longer than {keep} tokens (block_size={block_size}"
+                      f"{' with the end token' if tail else ''}) and were cut to their first {keep} tokens",
+                      stacklevel=3)
+    return ids, truncated
+
+
+class ClassificationDataset(torch.utils.data.Dataset):
+    """Texts and labels, encoded once and checked; ``ds[i]`` is ``{"idx": (L_i,), "labels": ()}``.
+
+    Args:
+        texts: N non-empty strings (any language).
+        labels: N labels, as names from ``label_names`` or as ids ``0..K-1``.
+        tokenizer: has ``encode(str) -> list[int]`` (``pad_id`` is used when present).
+        label_names: the K class names, in id order.
+        block_size: the model's context; longer texts keep their first ``block_size`` tokens.
+        end_id: a token id appended to every text (see :func:`encode_texts`), or None.
+        warn: emit a ``UserWarning`` that says how many texts were truncated (the count is always in
+            ``n_truncated``).
+    """
+
+    def __init__(self, texts: Sequence[str], labels: Sequence[Any], tokenizer: Any, label_names: Sequence[str],
+                 block_size: int, end_id: int | None = None, warn: bool = True):
+        texts, labels = list(texts), list(labels)
+        if len(texts) == 0:
+            raise ValueError("the dataset is empty: pass at least one text and its label")
+        if len(texts) != len(labels):
+            raise ValueError(f"got {len(texts)} texts but {len(labels)} labels: they must pair up one to one")
+        if len(label_names) < 2 or len(set(label_names)) != len(label_names):
+            raise ValueError(f"label_names must hold at least 2 distinct names, got {list(label_names)}")
+        self.label_names = [str(name) for name in label_names]
+        self.labels = torch.tensor(_label_ids(labels, self.label_names), dtype=torch.long)  # (N,)
+        self.texts, self.block_size, self.pad_id, self.end_id = texts, block_size, _pad_id(tokenizer), end_id
+        self.ids, truncated = encode_texts(texts, tokenizer, block_size, end_id, warn=warn)
+        self.truncated = torch.tensor(truncated)  # (N,) bool: the text was longer than block_size
+        self.lengths = torch.tensor([len(ids) for ids in self.ids])  # (N,) after truncation
+
+    @property
+    def n_truncated(self) -> int:
+        """How many texts were cut to their first ``block_size`` tokens."""
+        return int(self.truncated.sum())
+
+    def subset(self, indices: Sequence[int]) -> ClassificationDataset:
+        """The examples at ``indices`` as a new dataset (nothing is encoded again)."""
+        indices = [int(i) for i in indices]
+        if not indices:
+            raise ValueError("the subset is empty: pass at least one index")
+        out = ClassificationDataset.__new__(ClassificationDataset)
+        out.label_names, out.block_size, out.pad_id, out.end_id = (self.label_names, self.block_size, self.pad_id,
+                                                                   self.end_id)
+        out.texts = [self.texts[i] for i in indices]
+        out.ids = [self.ids[i] for i in indices]
+        out.labels, out.truncated, out.lengths = self.labels[indices], self.truncated[indices], self.lengths[indices]
+        return out
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, tokenizer: Any, label_names: Sequence[str], block_size: int,
+                   label_column: str = "label", end_id: int | None = None,
+                   warn: bool = True) -> ClassificationDataset:
+        """Build from a DataFrame with a ``text`` column and a label column (names or ids)."""
+        for column in ("text", label_column):
+            if column not in df.columns:
+                raise ValueError(f"the data has no {column!r} column (columns: {list(df.columns)})")
+        return cls(df["text"].tolist(), df[label_column].tolist(), tokenizer, label_names, block_size, end_id, warn)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {"idx": self.ids[i], "labels": self.labels[i]}
+
+    def get_batch(self, indices: Tensor | Sequence[int]) -> dict[str, Tensor]:
+        """The examples at ``indices``, padded on the right to the longest of them (see :func:`collate`)."""
+        return collate([self[int(i)] for i in indices], pad_id=self.pad_id)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts worth printing: examples per class, lengths, how many were truncated."""
+        counts = torch.bincount(self.labels, minlength=len(self.label_names)).tolist()
+        return {"examples": len(self), "per_class": dict(zip(self.label_names, counts, strict=True)),
+                "mean_tokens": round(self.lengths.float().mean().item(), 1),
+                "max_tokens": int(self.lengths.max()), "block_size": self.block_size,
+                "truncated": self.n_truncated}
+
+
+def collate(examples: Sequence[Mapping[str, Tensor]], pad_id: int = 0,
+            padding_side: str = "right") -> dict[str, Tensor]:
+    """Pad variable-length examples into one batch.
+
+    Args:
+        examples: dicts with ``idx`` (L_i,) and optionally ``labels`` ().
+        pad_id: the id written into padding positions (hidden by the mask, so any id works).
+        padding_side: "right" (for classification with a causal model) or "left" (for generation,
+            where every row's next token must come at the same last position).
+    Returns:
+        ``{"idx": (B, T), "attention_mask": (B, T)}`` (1 = real token, 0 = padding), plus ``labels`` (B,).
+    """
+    if padding_side not in PADDING_SIDES:
+        raise ValueError(f"padding_side must be one of {PADDING_SIDES}, got {padding_side!r}")
+    if len(examples) == 0:
+        raise ValueError("cannot collate an empty list of examples")
+    T = max(len(ex["idx"]) for ex in examples)
+    idx = torch.full((len(examples), T), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(examples), T), dtype=torch.long)  # (B, T)
+    for row, ex in enumerate(examples):
+        n = len(ex["idx"])
+        span = slice(0, n) if padding_side == "right" else slice(T - n, T)
+        idx[row, span], mask[row, span] = ex["idx"], 1
+    batch = {"idx": idx, "attention_mask": mask}
+    if "labels" in examples[0]:
+        batch["labels"] = torch.stack([torch.as_tensor(ex["labels"]) for ex in examples])  # (B,)
+    return batch
+
+
+def iter_batches(dataset: ClassificationDataset, batch_size: int = 64) -> Iterator[dict[str, Tensor]]:
+    """The dataset in order, ``batch_size`` examples at a time (for evaluation and prediction)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, len(dataset), batch_size):
+        yield dataset.get_batch(range(start, min(start + batch_size, len(dataset))))
+
+
+def review_datasets(tokenizer: Any, block_size: int, max_train: int | None = None, end_id: int | None = None,
+                    warn: bool = True) -> dict[str, ClassificationDataset]:
+    """The sentiment datasets of the review corpus: "train", "validation", "test" (the test split held out).
+
+    Args:
+        tokenizer: has ``encode``.
+        block_size: the model's context.
+        max_train: keep only this many training reviews (an evenly spaced subset over both classes).
+        end_id: a token appended to every review (see :func:`encode_texts`).
+        warn: see :class:`ClassificationDataset`.
+    Returns:
+        {split: :class:`ClassificationDataset`} with label names ``("negative", "positive")``.
+    """
+    from llmguide.data import REVIEW_LABELS, load_reviews
+
+    reviews = load_reviews()
+    out = {}
+    for split in ("train", "validation", "test"):
+        df = reviews[reviews.split == split]
+        if split == "train" and max_train is not None and max_train < len(df):
+            df = df.iloc[torch.linspace(0, len(df) - 1, max_train).round().long().numpy()]
+        out[split] = ClassificationDataset.from_frame(df, tokenizer, REVIEW_LABELS, block_size, end_id=end_id,
+                                                      warn=warn)
+    return out
+
+
+# ---------------------------------------------------------------- the model side
+
+def set_trainable(classifier: nn.Module, trainable: str = "all") -> int:
+    """Choose what fine-tuning updates: "all" parameters, or only the new "head" (the body frozen).
+
+    Training the head alone is fast and cannot damage what pre-training learned, but the features stay
+    those of next-token prediction; training all adapts them to the task (usually better, with a
+    smaller learning rate).
+
+    Returns:
+        The number of trainable parameters.
+    """
+    if trainable not in TRAINABLE:
+        raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
+    for name, p in classifier.named_parameters():
+        p.requires_grad_(trainable == "all" or name.startswith("score."))
+    return sum(p.numel() for p in classifier.parameters() if p.requires_grad)
+
+
+def classifier_from_pretrained(source: Any, n_classes: int, trainable: str = "all", seed: int = 0) -> nn.Module:
+    """A :class:`~llmguide.model.GPTClassifier`: a pre-trained GPT body with a fresh classification head.
+
+    Args:
+        source: a :class:`~llmguide.model.GPT`, a llmguide model folder (from pre-training), or a
+            Hugging Face GPT-2 name or folder (``GPT.from_pretrained``; needs internet the first time).
+        n_classes: K.
+        trainable: "all" or "head" (see :func:`set_trainable`).
+        seed: seeds the fresh head's initialisation.
+    Returns:
+        The classifier, in train mode.
+    """
+    from llmguide.model import GPT, GPTClassifier
+
+    gpt = source if isinstance(source, GPT) else GPT.from_pretrained(str(source))
+    torch.manual_seed(seed)
+    classifier = GPTClassifier(gpt, n_classes).train()
+    set_trainable(classifier, trainable)
+    return classifier
+
+
+def finetune(classifier: nn.Module, train_data: ClassificationDataset, val_data: ClassificationDataset | None,
+             config: Any = None, trainable: str = "all", callback: Any = None) -> pd.DataFrame:
+    """Fine-tune with the same :func:`llmguide.train.train` loop as pre-training.
+
+    Args:
+        classifier: a ``GPTClassifier`` (``logits, loss = model(idx, attention_mask, labels)``).
+        train_data, val_data: :class:`ClassificationDataset` (batches are padded per batch).
+        config: a :class:`~llmguide.train.TrainConfig`.
+        trainable: "all" or "head".
+        callback: passed to ``train``.
+    Returns:
+        The training history (one row per step; ``val_loss`` at evaluations).
+    """
+    from llmguide.train import train
+
+    set_trainable(classifier, trainable)
+    return train(classifier, train_data, val_data, config, callback=callback)
+
+
+def save_classifier(classifier: nn.Module, tokenizer: Any, label_names: Sequence[str], folder: str | Path,
+                    meta: Mapping[str, Any] | None = None) -> Path:
+    """Write a classifier model folder that :func:`llmguide.inference.load_classifier` reads.
+
+    Layout: ``model.safetensors`` (body + head), ``config.json`` (``{"model": asdict(GPTConfig),
+    "task": "classification", "n_classes": K, **meta}``), ``tokenizer.json`` and ``labels.json``
+    (the class names in id order). Written to a temporary folder first, then renamed into place.
+
+    Returns:
+        The folder.
+    """
+    from llmguide.checkpoint import atomic_dir, save_weights
+
+    label_names = [str(name) for name in label_names]
+    if len(label_names) != classifier.n_classes:
+        raise ValueError(f"{len(label_names)} label names for a classifier with {classifier.n_classes} classes")
+    config = {"model": asdict(classifier.gpt.config), "task": "classification", "n_classes": len(label_names),
+              **(meta or {})}
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        save_weights(classifier, tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / LABELS_FILE).write_text(json.dumps(label_names, ensure_ascii=False) + "\n", encoding="utf-8")
+        tokenizer.save(tmp)
+    return folder
+
+
+# ---------------------------------------------------------------- the whole recipe, and its command
+
+# Fine-tuning settings per profile: a smaller learning rate than pre-training (the body already knows
+# the language; large steps would wash that out) and a short run.
+FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": dict(learning_rate=1e-3, min_lr=1e-4, warmup_steps=10, batch_size=32, max_steps=150, weight_decay=0.01,
+                eval_interval=50, eval_steps=10),
+    "gpu": dict(learning_rate=3e-4, min_lr=3e-5, warmup_steps=50, batch_size=64, max_steps=1000, weight_decay=0.01,
+                eval_interval=100, eval_steps=28),
+}
+
+
+def _file_frame(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"{path}: labelled data must be a .csv file with 'text' and 'label' columns")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    missing = [c for c in ("text", "label") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} has no {' or '.join(repr(c) for c in missing)} column "
+                         f"(columns: {', '.join(df.columns) or 'none'})")
+    return df
+
+
+def file_datasets(train_file: str | Path, val_file: str | Path | None, test_file: str | Path | None,
+                  tokenizer: Any, block_size: int, label_names: Sequence[str] | None = None,
+                  end_id: int | None = None, warn: bool = True) -> dict[str, ClassificationDataset]:
+    """Datasets from CSV files with ``text`` and ``label`` (class name) columns.
+
+    Without ``val_file`` a deterministic, stratified 10% of the training file is held out for validation
+    (:func:`llmguide.data.assign_splits`). Label names default to the sorted names in the training file.
+
+    Returns:
+        {"train", "validation"[, "test"]: :class:`ClassificationDataset`}.
+    """
+    from llmguide.data import assign_splits
+
+    train_df = _file_frame(train_file)
+    names = list(label_names) if label_names else sorted(set(train_df["label"]))
+    if val_file is None:
+        split = assign_splits(train_df, (0.9, 0.1, 0.0))
+        train_df, val_df = train_df[split == "train"], train_df[split == "validation"]
+    else:
+        val_df = _file_frame(val_file)
+    frames = {"train": train_df, "validation": val_df}
+    if test_file is not None:
+        frames["test"] = _file_frame(test_file)
+    return {k: ClassificationDataset.from_frame(df, tokenizer, names, block_size, end_id=end_id, warn=warn)
+            for k, df in frames.items()}
+
+
+def _load_body_and_tokenizer(pretrained: str | Path) -> tuple[Any, Any]:
+    from llmguide.model import GPT
+    from llmguide.tokenizer import load_tokenizer
+
+    path = Path(pretrained).expanduser()
+    if path.is_dir():
+        if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+            raise FileNotFoundError(f"{path} has no tokenizer.json: pass a folder written by `llmguide pretrain`")
+        return GPT.from_pretrained(str(path)), load_tokenizer(path)
+    if path.exists() or str(pretrained).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"no pre-trained model folder at {path}: run `llmguide pretrain --out {path}` "
+                                "first, or pass a Hugging Face GPT-2 name such as gpt2")
+    return GPT.from_pretrained(str(pretrained)), load_tokenizer(str(pretrained))  # hub name (needs internet)
+
+
+def end_token_id(tokenizer: Any) -> int | None:
+    """The id to append to each text for classification: the newline that ends every document in our
+    pre-training stream (when it is one known token), else the tokenizer's end-of-sequence id, else None.
+
+    GPT-1 appended an "extract" token to every text and classified from its hidden state (Radford et al.
+    2018): at that position a causal model has read the whole text. Reusing the document separator it
+    was pre-trained with puts the classifier where the language model already summarises "a review just
+    ended".
+    """
+    ids = tokenizer.encode("\n")
+    if len(ids) == 1 and ids[0] != getattr(tokenizer, "unk_id", None):
+        return ids[0]
+    eos = getattr(tokenizer, "eos_id", None)
+    return eos if isinstance(eos, int) else None
+
+
+def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | None = None,
+                 train_file: str | Path | None = None, val_file: str | Path | None = None,
+                 test_file: str | Path | None = None, trainable: str = "all",
+                 overrides: Mapping[str, Any] | None = None, max_train: int | None = None,
+                 max_tokens: int | None = None, scratch: bool = False, end_token: bool = True,
+                 progress: bool = False, seed: int = 0):
+    """Fine-tune a pre-trained GPT into a classifier, evaluate it, and save the classifier folder.
+
+    Args:
+        pretrained: a model folder from ``llmguide pretrain`` / :func:`llmguide.pretrain.run_pretrain`,
+            or a Hugging Face GPT-2 name (online).
+        out_dir: the classifier folder to write (model, config, tokenizer, labels.json, plus
+            ``history.csv`` and ``report.json``).
+        profile: "cpu" or "gpu" settings (:data:`FINETUNE_PRESETS`); None: the runtime profile.
+        train_file, val_file, test_file: CSV files with ``text`` and ``label``; None: the review corpus.
+        trainable: "all" or "head".
+        overrides: TrainConfig fields, e.g. ``{"max_steps": 50}``.
+        max_train: use only this many training examples.
+        max_tokens: cut texts to this many tokens (default: the model's block_size).
+        scratch: keep the pre-trained model's sizes and tokenizer but start from random weights (the
+            "trained from scratch on the labelled data only" baseline, with everything else equal).
+        end_token: append :func:`end_token_id` to every text.
+        progress: show a progress bar.
+        seed: seeds the head (and the body when ``scratch``) and the data order.
+    Returns:
+        ``(out_dir, report)``: the folder and the :class:`~llmguide.evaluate.EvalReport` on the test set
+        (on the validation set when a ``train_file`` comes without a ``test_file``).
+    """
+    from llmguide.evaluate import evaluate
+    from llmguide.model import GPT
+    from llmguide.runtime import get_profile
+    from llmguide.train import TrainConfig
+
+    profile = get_profile(profile).name
+    body, tokenizer = _load_body_and_tokenizer(pretrained)
+    if scratch:
+        torch.manual_seed(seed)
+        body = GPT(body.config)
+    block = min(max_tokens or body.config.block_size, body.config.block_size)
+    end_id = end_token_id(tokenizer) if end_token else None
+    if train_file is None:
+        data = review_datasets(tokenizer, block, max_train=max_train, end_id=end_id, warn=False)
+    else:
+        data = file_datasets(train_file, val_file, test_file, tokenizer, block, end_id=end_id, warn=False)
+        if max_train is not None:
+            keep = torch.linspace(0, len(data["train"]) - 1, min(max_train, len(data["train"]))).round().long()
+            data["train"] = data["train"].subset(keep.tolist())
+    labels = data["train"].label_names
+    config = TrainConfig(**{**FINETUNE_PRESETS[profile], "seed": seed, **dict(overrides or {}), "progress": progress})
+    classifier = classifier_from_pretrained(body, len(labels), trainable, seed)
+    history = finetune(classifier, data["train"], data["validation"], config, trainable)
+    split = "test" if "test" in data else "validation"
+    report = evaluate(classifier, iter_batches(data[split], 128), labels=labels)
+    meta = {"source": "scratch" if scratch else str(pretrained), "trainable": trainable, "block_size": block,
+            "end_id": end_id, "finetune": asdict(config), "data": {k: v.summary() for k, v in data.items()},
+            "evaluated_on": split, "results": report.to_dict()}
+    out_dir = save_classifier(classifier.cpu(), tokenizer, labels, out_dir, meta)
+    history.to_csv(out_dir / "history.csv", index=False)
+    report.save(out_dir / "report.json")
+    return out_dir, report
+
+
+def add_finetune_arguments(parser: Any) -> Any:
+    """The arguments of ``llmguide finetune``."""
+    parser.add_argument("pretrained", metavar="PRETRAINED",
+                        help="a model folder from `llmguide pretrain`, or a Hugging Face GPT-2 name (online)")
+    parser.add_argument("--out", default="runs/classifier", help="the classifier folder to write (default: %(default)s)")
+    parser.add_argument("--profile", choices=("cpu", "gpu"), default=None,
+                        help="fine-tuning sizes (default: $LLMGUIDE_PROFILE, else gpu with CUDA, else cpu)")
+    parser.add_argument("--train", dest="train_file", metavar="CSV",
+                        help="labelled data with 'text' and 'label' columns (default: the review corpus)")
+    parser.add_argument("--val", dest="val_file", metavar="CSV", help="validation data (default: 10%% of --train)")
+    parser.add_argument("--test", dest="test_file", metavar="CSV", help="test data to report on")
+    parser.add_argument("--trainable", choices=TRAINABLE, default="all",
+                        help="train all weights or only the new head (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: by profile)")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: by profile)")
+    parser.add_argument("--batch-size", type=int, default=None, help="(default: by profile)")
+    parser.add_argument("--max-train", type=int, default=None, help="use only this many training examples")
+    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    return parser
+
+
+def finetune_command(args: Any) -> int:
+    """``llmguide finetune``: fine-tune, print the test report, and say where the classifier was saved."""
+    overrides = {k: v for k, v in (("max_steps", args.steps), ("learning_rate", args.lr),
+                                   ("batch_size", args.batch_size)) if v is not None}
+    if "learning_rate" in overrides:
+        overrides["min_lr"] = overrides["learning_rate"] / 10
+    folder, report = run_finetune(args.pretrained, args.out, args.profile, args.train_file, args.val_file,
+                                  args.test_file, args.trainable, overrides, args.max_train,
+                                  progress=args.progress, seed=args.seed)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    print(f"{config['evaluated_on']} set:")
+    print(report)
+    print(f"saved the classifier to {folder}; try: llmguide predict {folder} \"这个东西很好用\"")
+    return 0

@@ -1,0 +1,309 @@
+"""Inference: load a saved model folder and use it, from Python or from the command line.
+
+A classifier folder (written by :func:`llmguide.classify.save_classifier`) holds ``model.safetensors``,
+``config.json``, ``tokenizer.json`` and ``labels.json``. :func:`load_classifier` rebuilds the model from
+those files alone (no pickle, no code from the folder runs) and :meth:`Classifier.predict` labels a list
+of texts in batches: the texts are sorted by length first, so each batch pads as little as possible,
+and the predictions are put back in the input order.
+
+Command-line entry points (wired into ``llmguide`` by ``llmguide/cli.py``):
+``llmguide predict MODEL_DIR [TEXT ...] [--input FILE] [--output FILE] [--format csv|json]`` and
+``llmguide evaluate MODEL_DIR [--data test|validation|FILE]``.
+
+Shapes: N texts, B batch, T longest text in the batch, K classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from llmguide.classify import LABELS_FILE, _pad_id, collate, encode_texts
+
+MODEL_FILES = ("model.safetensors", "config.json")
+FORMATS = ("csv", "json")
+
+
+def _check_folder(folder: str | Path, needed: Sequence[str]) -> Path:
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no model folder at {folder}: pass a folder written by `llmguide finetune` "
+                                "(or llmguide.classify.save_classifier)")
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not a complete model folder: missing {', '.join(missing)}")
+    return folder
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{folder / 'config.json'} is not valid JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise ValueError(f"{folder / 'config.json'} has no 'model' entry: it was not written by llmguide")
+    return config
+
+
+@dataclass
+class Classifier:
+    """A loaded classifier: model (eval mode), tokenizer, class names; :meth:`predict` labels texts."""
+
+    model: nn.Module  # a GPTClassifier
+    tokenizer: Any  # has encode()
+    labels: list[str]  # class names in id order
+    config: dict[str, Any]  # the folder's config.json
+    device: torch.device
+
+    @property
+    def block_size(self) -> int:
+        """Tokens per text: the fine-tuning cut (config "block_size"), else the model's context."""
+        return int(self.config.get("block_size") or self.config["model"]["block_size"])
+
+    @property
+    def end_id(self) -> int | None:
+        """The token appended to every text in fine-tuning (config "end_id"), appended here too."""
+        return self.config.get("end_id")
+
+    @torch.no_grad()
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, int]:
+        """Class probabilities for each text.
+
+        Args:
+            texts: N non-empty strings.
+            batch_size: texts per forward pass.
+        Returns:
+            ``(probs, n_truncated)``: probabilities (N, K) in the input order, and how many texts were
+            longer than the model's context (their first ``block_size`` tokens were used).
+        """
+        texts = list(texts)
+        if not texts:
+            raise ValueError("no texts to predict: pass at least one")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        ids, truncated = encode_texts(texts, self.tokenizer, self.block_size, self.end_id, warn=False)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
+        probs = torch.empty(len(ids), len(self.labels))
+        pad = _pad_id(self.tokenizer)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = collate([{"idx": ids[i]} for i in rows], pad_id=pad)
+            logits, _ = self.model(batch["idx"].to(self.device), batch["attention_mask"].to(self.device))  # (B, K)
+            probs[rows] = logits.float().softmax(-1).cpu()
+        return probs.numpy(), sum(truncated)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> pd.DataFrame:
+        """The most probable label of each text, with its probability.
+
+        Returns:
+            DataFrame with columns ``text``, ``label`` (class name), ``probability`` (of that label), in
+            the input order; ``df.attrs["n_truncated"]`` counts texts cut to the model's context.
+        """
+        probs, n_truncated = self.predict_proba(texts, batch_size)
+        best = probs.argmax(1)
+        df = pd.DataFrame({"text": list(texts), "label": [self.labels[i] for i in best],
+                           "probability": probs[np.arange(len(best)), best]})
+        df.attrs["n_truncated"] = n_truncated
+        return df
+
+
+def load_classifier(folder: str | Path, device: str | torch.device | None = None) -> Classifier:
+    """Load a classifier model folder (weights, config, tokenizer, label names).
+
+    Args:
+        folder: written by :func:`llmguide.classify.save_classifier` (or ``llmguide finetune``).
+        device: where to run; default: the best available.
+    Returns:
+        A :class:`Classifier` in eval mode.
+    """
+    from llmguide.checkpoint import load_weights
+    from llmguide.model import GPT, GPTClassifier, GPTConfig
+    from llmguide.runtime import get_device
+    from llmguide.tokenizer import load_tokenizer
+
+    folder = _check_folder(folder, (*MODEL_FILES, LABELS_FILE))
+    config = _read_config(folder)
+    labels = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise ValueError(f"{folder / LABELS_FILE} must hold a JSON list of at least 2 class names, got {labels!r}")
+    model = GPTClassifier(GPT(GPTConfig(**config["model"])), len(labels))
+    load_weights(model, folder / "model.safetensors")
+    device = torch.device(device) if device is not None else get_device()
+    return Classifier(model.to(device).eval(), load_tokenizer(folder), labels, config, device)
+
+
+def read_texts(path: str | Path) -> list[str]:
+    """Texts from a file: a ``.csv`` with a ``text`` column, else a UTF-8 text file with one text per line.
+
+    Empty lines (and empty CSV cells) are skipped; a file with no text raises ``ValueError``.
+    """
+    from llmguide.data import read_lines
+
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        if "text" not in df.columns:
+            raise ValueError(f"{path} has no 'text' column (columns: {', '.join(df.columns) or 'none'}): "
+                             "name the column holding the texts 'text'")
+        texts = [t.strip() for t in df["text"] if t.strip()]
+    else:
+        texts = read_lines(path)
+    if not texts:
+        raise ValueError(f"{path} holds no text: nothing to predict")
+    return texts
+
+
+def write_predictions(df: pd.DataFrame, out: Any, fmt: str = "csv") -> None:
+    """Write predictions as CSV (``text,label,probability``) or JSON lines to an open text stream."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: use one of {FORMATS}")
+    df = df[["text", "label", "probability"]].assign(probability=df["probability"].astype(float).round(4))
+    if fmt == "csv":
+        df.to_csv(out, index=False, lineterminator="\n")
+    else:
+        for row in df.itertuples(index=False):
+            out.write(json.dumps({"text": row.text, "label": row.label, "probability": row.probability},
+                                 ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------- command line
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of ``llmguide predict``."""
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a classifier folder (from `llmguide finetune`)")
+    parser.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify (or use --input)")
+    parser.add_argument("--input", metavar="FILE", help="a .txt file (one text per line) or a .csv with a 'text' column")
+    parser.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("--format", choices=FORMATS, default="csv",
+                        help="csv (columns text,label,probability) or json (JSON lines) (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default: %(default)s)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    return parser
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """``llmguide predict``: label texts from the arguments or a file; CSV or JSON lines to stdout or a file."""
+    if args.texts and args.input:
+        raise ValueError("give texts as arguments or --input FILE, not both")
+    texts = read_texts(args.input) if args.input else list(args.texts)
+    if not texts:
+        raise ValueError("no texts to classify: pass them as arguments or with --input FILE")
+    classifier = load_classifier(args.model_dir, device=args.device)
+    df = classifier.predict(texts, batch_size=args.batch_size)
+    if df.attrs["n_truncated"]:
+        print(f"note: {df.attrs['n_truncated']} of {len(texts)} texts are longer than the model's context "
+              f"({classifier.block_size} tokens); their first {classifier.block_size} tokens were used",
+              file=sys.stderr)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.output, "w", encoding="utf-8", newline="") as out:
+            write_predictions(df, out, args.format)
+        print(f"wrote {len(df)} predictions to {args.output}", file=sys.stderr)
+    else:
+        write_predictions(df, sys.stdout, args.format)
+    return 0
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of ``llmguide evaluate``."""
+    parser.add_argument("model_dir", metavar="MODEL_DIR",
+                        help="a classifier folder (accuracy, F1, ...) or a language-model folder (perplexity)")
+    parser.add_argument("--data", default="test",
+                        help="'test' or 'validation' (the review corpus split), or a file: a classifier takes a "
+                             ".csv with 'text' and 'label' columns, a language model a .txt or a .csv with a "
+                             "'text' column (default: %(default)s)")
+    parser.add_argument("--output", metavar="FILE", help="also save the report as JSON")
+    parser.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    return parser
+
+
+def _labelled_data(data: str, labels: Sequence[str]) -> tuple[list[str], list[Any]]:
+    from llmguide.data import REVIEW_LABELS, SPLITS, load_reviews
+
+    if data in SPLITS:
+        if set(labels) != set(REVIEW_LABELS):
+            raise ValueError(f"the model's labels {list(labels)} are not the review corpus's {list(REVIEW_LABELS)}: "
+                             "pass --data FILE.csv with 'text' and 'label' columns")
+        df = load_reviews(data)
+        return df.text.tolist(), df.label_name.tolist()
+    path = Path(data)
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"--data {data!r}: use 'test', 'validation' or a .csv file with 'text' and 'label' columns")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    missing = [c for c in ("text", "label") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} has no {' or '.join(repr(c) for c in missing)} column "
+                         f"(columns: {', '.join(df.columns) or 'none'})")
+    if df.empty:
+        raise ValueError(f"{path} holds no rows: nothing to evaluate")
+    as_ids = [int(x) if x.strip().isdigit() and x not in labels else x for x in df["label"]]
+    return df.text.tolist(), as_ids
+
+
+def evaluate_classifier(classifier: Classifier, texts: Sequence[str], labels: Sequence[Any],
+                        batch_size: int = 64):
+    """Evaluate a loaded classifier on texts with labels (names or ids); returns an EvalReport."""
+    from llmguide.classify import _label_ids
+    from llmguide.evaluate import classification_report
+
+    y = _label_ids(labels, classifier.labels)
+    probs, _ = classifier.predict_proba(texts, batch_size)
+    return classification_report(y, probs.argmax(1), classifier.labels, probs=probs)
+
+
+def evaluate_language_model(folder: str | Path, data: str = "test", batch_size: int = 32,
+                            device: str | None = None):
+    """Loss and perplexity of a language-model folder on a review split or a text file.
+
+    The texts are joined into one stream (a newline after each) and cut into non-overlapping windows of
+    ``block_size + 1`` tokens, so every token is predicted once.
+    """
+    from llmguide.data import SPLITS, load_reviews
+    from llmguide.evaluate import evaluate
+    from llmguide.lmdata import TokenWindows, encode_documents
+    from llmguide.model import GPT
+    from llmguide.runtime import get_device
+    from llmguide.tokenizer import load_tokenizer
+
+    folder = _check_folder(folder, (*MODEL_FILES, "tokenizer.json"))
+    _read_config(folder)
+    texts = load_reviews(data).text.tolist() if data in SPLITS else read_texts(data)
+    model = GPT.from_pretrained(str(folder)).to(get_device(device))
+    stream = encode_documents(texts, load_tokenizer(folder))
+    T = model.config.block_size
+    windows = TokenWindows(stream, min(T, len(stream) - 1), stride=min(T, len(stream) - 1))
+    batches = (windows.get_batch(torch.arange(s, min(s + batch_size, len(windows))))
+               for s in range(0, len(windows), batch_size))
+    return evaluate(model, batches)
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """``llmguide evaluate``: print (and optionally save) the report of a classifier or a language model."""
+    folder = _check_folder(args.model_dir, MODEL_FILES)
+    if (folder / LABELS_FILE).is_file():
+        classifier = load_classifier(folder, device=args.device)
+        texts, labels = _labelled_data(args.data, classifier.labels)
+        report = evaluate_classifier(classifier, texts, labels, args.batch_size)
+    else:
+        report = evaluate_language_model(folder, args.data, args.batch_size, args.device)
+    print(f"{folder} on {args.data}:")
+    print(report)
+    if args.output:
+        report.save(args.output)
+        print(f"saved the report to {args.output}")
+    return 0
