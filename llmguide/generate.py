@@ -153,7 +153,6 @@ def _decode(model: GPT, ids: Tensor, mask: Tensor | None, max_new_tokens: int, t
     block = model.config.block_size
     B = ids.size(0)
     caches = model.new_kv_caches() if use_cache else None
-    seq = ids  # everything so far (B, L)
     todo = ids  # tokens the cache has not seen yet
     out = torch.empty(B, max_new_tokens, dtype=torch.long, device=ids.device)
     done = torch.zeros(B, dtype=torch.bool, device=ids.device)
@@ -163,7 +162,8 @@ def _decode(model: GPT, ids: Tensor, mask: Tensor | None, max_new_tokens: int, t
         if caches is not None and len(caches[0]) + todo.size(1) > block:
             caches = None  # the window is full: recompute on the last `block` tokens from now on
         if caches is None:
-            h = model.hidden_states(seq[:, -block:], None if mask is None else mask[:, -block:])
+            window = torch.cat([ids, out[:, :n - 1]], dim=1)[:, -block:]  # (B, <= block)
+            h = model.hidden_states(window, None if mask is None else mask[:, -block:])
         else:
             h = model.hidden_states(todo, mask, kv_caches=caches)
         logits = model.lm_head(h[:, -1])  # (B, V): only the last position's logits are needed
@@ -173,7 +173,6 @@ def _decode(model: GPT, ids: Tensor, mask: Tensor | None, max_new_tokens: int, t
             done |= nxt == eos_id
         out[:, n - 1] = nxt
         todo = nxt.unsqueeze(1)  # (B, 1)
-        seq = torch.cat([seq, todo], dim=1)
         if mask is not None:
             mask = torch.cat([mask, ones], dim=1)
         if eos_id is not None and bool(done.all()):

@@ -167,17 +167,19 @@ def training_curves(history, smooth: int = 10, title: str = "") -> Figure:
     left.set(title=title or "loss (cross-entropy, nats per token)", xlabel="step", ylabel="loss")
     left.legend()
     right.plot(history.step, history.lr, color="C2")
-    right.set(title="learning rate: warmup, then cosine decay", xlabel="step", ylabel="learning rate")
+    right.set(title="learning-rate schedule", xlabel="step", ylabel="learning rate")
     right.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     fig.tight_layout()
     return fig
 
 
-def compare_runs(histories, column: str = "val_loss", title: str = "", ylabel: str = "validation loss") -> Figure:
+def compare_runs(histories, column: str = "val_loss", title: str = "", ylabel: str = "validation loss",
+                 ylim: tuple[float, float] | None = None) -> Figure:
     """One line per run of the same ``column`` against the step, e.g. validation loss for several learning rates.
 
     Args:
         histories: ``{run name: history DataFrame}``.
+        ylim: the y range (None: automatic), e.g. to keep a diverging run from squashing the others.
     Returns:
         the Figure.
     """
@@ -186,6 +188,99 @@ def compare_runs(histories, column: str = "val_loss", title: str = "", ylabel: s
         rows = history.dropna(subset=[column])
         ax.plot(rows.step, rows[column], "o-" if len(rows) < 30 else "-", label=str(name), ms=4)
     ax.set(title=title, xlabel="step", ylabel=ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------- fine-tuning and evaluation (notebooks 05, 06)
+
+def learning_curves(histories, title: str = "", smooth: int = 10) -> Figure:
+    """One panel per run, side by side and on the same axes: training loss (smoothed) and validation loss.
+
+    Args:
+        histories: ``{run name: history DataFrame}`` from :func:`llmguide.train.train` (``step``,
+            ``train_loss``, ``val_loss`` with NaN between evaluations).
+        smooth: moving-average window for the training loss.
+    Returns:
+        the Figure.
+    """
+    fig, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3.6), sharey=True, squeeze=False)
+    for ax, (name, h) in zip(axes[0], histories.items(), strict=True):
+        ax.plot(h.step, h.train_loss, color="C0", alpha=0.25, lw=1)
+        ax.plot(h.step, h.train_loss.rolling(smooth, min_periods=1).mean(), color="C0", label="train")
+        val = h.dropna(subset=["val_loss"])
+        ax.plot(val.step, val.val_loss, "o-", color="C1", label="validation")
+        ax.set(title=str(name), xlabel="step")
+    axes[0][0].set_ylabel("loss (cross-entropy)")
+    axes[0][0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(confusion, labels, normalize: bool = False, title: str = "confusion matrix") -> Figure:
+    """The confusion matrix as an annotated heatmap (rows = true class, columns = predicted class).
+
+    Args:
+        confusion: (K, K) counts.
+        labels: K class names.
+        normalize: show each row as fractions of the true class (recall on the diagonal).
+    Returns:
+        the Figure.
+    """
+    import numpy as np
+    import seaborn as sns
+
+    values = np.asarray(confusion, dtype=float)
+    if normalize:
+        values = values / values.sum(1, keepdims=True).clip(1)
+    fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 2.2, 1.1 * len(labels) + 1.6))
+    sns.heatmap(values, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", cbar=False, ax=ax,
+                xticklabels=list(labels), yticklabels=list(labels), square=True)
+    ax.set(title=title, xlabel="predicted", ylabel="true")
+    fig.tight_layout()
+    return fig
+
+
+def precision_recall_figure(precision, recall, points=None, title: str = "precision-recall curve") -> Figure:
+    """A precision-recall curve, with chosen operating points marked.
+
+    Args:
+        precision, recall: arrays from ``sklearn.metrics.precision_recall_curve``.
+        points: ``{name: (recall, precision)}`` to mark, e.g. the threshold 0.5 and a tuned threshold.
+    Returns:
+        the Figure.
+    """
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    ax.plot(recall, precision, color="C0")
+    for i, (name, (r, p)) in enumerate((points or {}).items()):
+        ax.plot([r], [p], "o", color=f"C{i + 1}", ms=8, label=name)
+    ax.set(title=title, xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.01))
+    if points:
+        ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(curves, title: str = "reliability diagram") -> Figure:
+    """Calibration: the observed frequency of the positive class against the predicted probability, per bin.
+
+    Args:
+        curves: ``{name: (mean predicted probability per bin, observed frequency per bin)}``, e.g. from
+            ``sklearn.calibration.calibration_curve``. A calibrated model lies on the diagonal.
+    Returns:
+        the Figure.
+    """
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot([0, 1], [0, 1], "--", color="0.5", label="perfectly calibrated")
+    for name, (predicted, observed) in curves.items():
+        ax.plot(predicted, observed, "o-", label=str(name))
+    ax.set(title=title, xlabel="predicted probability (bin mean)", ylabel="observed frequency",
+           xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left")
     fig.tight_layout()
     return fig
