@@ -19,6 +19,13 @@ from llmguide.attention import (
     combine_masks,
     padding_mask,
 )
+from llmguide.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+)
 from llmguide.data import load_animals, load_hub_dataset, load_reviews, load_shakespeare, read_corpus
 from llmguide.download import ChecksumError, OfflineError, cache_dir, hub_online
 from llmguide.embeddings import (
@@ -31,6 +38,10 @@ from llmguide.embeddings import (
     one_hot_embed,
     sinusoidal_positions,
 )
+from llmguide.generate import generate, sample_next
+from llmguide.lmdata import TokenWindows, review_lm_data, text_lm_data
+from llmguide.model import GPT, GPTClassifier, GPTConfig, positions_from_mask
+from llmguide.pretrain import load_model_folder, parse_overrides, run_pretrain, save_model_folder
 from llmguide.pretrained import chat_generate, load_pretrained_lm
 from llmguide.runtime import Profile, Runtime, deterministic, get_device, get_profile, seed_everything, setup
 from llmguide.tokenizer import (
@@ -43,10 +54,33 @@ from llmguide.tokenizer import (
     token_stats,
     train_bpe,
 )
+from llmguide.train import NonFiniteLossError, TrainConfig, evaluate_loss, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+    "save_weights",
+    "generate",
+    "sample_next",
+    "TokenWindows",
+    "review_lm_data",
+    "text_lm_data",
+    "GPT",
+    "GPTClassifier",
+    "GPTConfig",
+    "positions_from_mask",
+    "load_model_folder",
+    "parse_overrides",
+    "run_pretrain",
+    "save_model_folder",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "evaluate_loss",
+    "train",
     "LearnedPositionalEmbedding",
     "SentenceEncoder",
     "SinusoidalPositionalEmbedding",
