@@ -31,17 +31,15 @@ for the backward pass, SDPA keeps only a (B, nh, T) log-sum-exp).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import statistics
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from llmguide.attention import attention, causal_mask
+from llmguide.profiling import peak_bytes
 
 
 def explicit(q, k, v):
@@ -81,42 +79,6 @@ def time_pair(steps: dict[str, Callable[[], None]], repeats: int, device: torch.
             sync(device)
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    # the profiler's C++ backend prints start/stop lines straight to file descriptor 2
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def peak_bytes(step: Callable[[], None], device: torch.device) -> int:
-    """Peak bytes of tensors allocated during ``step()`` above those alive before it (see module docstring)."""
-    if device.type == "cuda":
-        sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        step()
-        sync(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    from torch.profiler import ProfilerActivity, profile
-
-    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    # self_cpu_memory_usage is what each operator itself allocated (+) or freed (-), excluding children
-    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
-    current = peak = 0
-    for e in events:
-        current += e.self_cpu_memory_usage
-        peak = max(peak, current)
-    return peak
 
 
 def run(args: argparse.Namespace) -> list[dict]:

@@ -10,8 +10,13 @@ MFU (Chowdhery et al. 2022, PaLM, appendix B): a step over one token costs about
 attention's q·k and weights·v); MFU = achieved model FLOPs/s divided by the peak the hardware reaches on a
 big matmul, measured here rather than read off a datasheet.
 
-    python benchmarks/train_step.py                       # CPU preset
-    python benchmarks/train_step.py --preset gpu --device cuda --batch 64
+Peak memory is that of one training step above the weights already in memory
+(:func:`llmguide.profiling.peak_bytes`: exact on CUDA, a lower bound on CPU). The table covers each preset
+asked for, by default both profiles' presets ("cpu" and "gpu") side by side.
+
+    python benchmarks/train_step.py                        # both presets, on the CPU
+    python benchmarks/train_step.py --preset cpu           # only the CPU preset
+    python benchmarks/train_step.py --device cuda --batch 64 --amp bf16
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 
 import llmguide  # noqa: F401  (sets the OpenMP wait policy before torch starts its threads)
 from llmguide.model import GPT, GPTConfig
+from llmguide.profiling import peak_bytes
 
 
 def sync(device: torch.device) -> None:
@@ -80,7 +86,7 @@ def make_steps(ours: GPT, hf: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--preset", nargs="+", default=["cpu", "gpu"], help="model presets (default: cpu gpu)")
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5, help="steps per timed block")
@@ -94,16 +100,28 @@ def main() -> None:
     device = torch.device(args.device)
     amp = torch.bfloat16 if args.amp == "bf16" else None
 
+    peak = matmul_peak(device, amp or torch.float32)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch}, AdamW, "
+          f"{args.rounds} rounds x {args.steps} steps (medians), dtype {amp or torch.float32}")
+    print(f"measured matmul peak {peak / 1e9:.1f} GFLOP/s\n")
+    hdr = (f"{'preset':<7} | {'model':<20} | {'ms/step':>8} | {'tokens/s':>9} | {'MFU':>6} | {'peak MiB':>8} | vs HF")
+    print(hdr + "\n" + "-" * len(hdr))
+    for preset in args.preset:
+        bench_preset(preset, args, device, amp, peak)
+
+
+def bench_preset(preset: str, args: argparse.Namespace, device: torch.device, amp, peak: float) -> None:
     torch.manual_seed(0)
-    config = GPTConfig.from_preset(args.preset, vocab_size=args.vocab, dropout=0.0)
+    config = GPTConfig.from_preset(preset, vocab_size=args.vocab, dropout=0.0)
     ours = GPT(config).to(device).train()
     hf = ours.to_hf("sdpa").train()
     T = config.block_size
     x = torch.randint(0, args.vocab, (args.batch, T), device=device)
     y = torch.randint(0, args.vocab, (args.batch, T), device=device)
     steps = make_steps(ours, hf, x, y, amp)
-    for fn in steps.values():  # warm-up
+    for fn in steps.values():  # warm-up (also creates the optimizer state, so it is not counted as peak)
         fn()
+    memory = {name: peak_bytes(fn, device) for name, fn in steps.items()}
 
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.rounds):
@@ -115,18 +133,15 @@ def main() -> None:
             sync(device)
             times[name].append((time.perf_counter() - t0) / args.steps)
 
-    peak = matmul_peak(device, amp or torch.float32)
     fpt = flops_per_token(ours, T)
-    print(f"config {config}\ndevice {device}, torch threads {torch.get_num_threads()}, batch {args.batch} x {T} "
-          f"tokens, AdamW, {args.rounds} rounds x {args.steps} steps (medians), dtype {amp or torch.float32}")
-    print(f"measured matmul peak {peak / 1e9:.1f} GFLOP/s; model FLOPs per token {fpt / 1e6:.2f} M\n")
-    hdr = f"{'model':<20} | {'ms/step':>8} | {'tokens/s':>9} | {'MFU':>6} | vs HF"
-    print(hdr + "\n" + "-" * len(hdr))
     hf_tps = args.batch * T / statistics.median(times["HF GPT2LMHeadModel"])
     for name, ts in times.items():
         step = statistics.median(ts)
         tps = args.batch * T / step
-        print(f"{name:<20} | {step * 1e3:>8.1f} | {tps:>9.0f} | {tps * fpt / peak:>6.1%} | {tps / hf_tps:.2f}x")
+        print(f"{preset:<7} | {name:<20} | {step * 1e3:>8.1f} | {tps:>9.0f} | {tps * fpt / peak:>6.1%} | "
+              f"{memory[name] / 2**20:>8.1f} | {tps / hf_tps:.2f}x")
+    print(f"{'':<7}   ({config.n_layer} layers, {config.n_embd} wide, block {T}, {ours.num_params() / 1e6:.2f} M "
+          f"parameters, {fpt / 1e6:.2f} MFLOP per token)")
 
 
 if __name__ == "__main__":

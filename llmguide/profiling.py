@@ -1,0 +1,59 @@
+"""Measuring what a step of work costs in memory, on CPU or CUDA, for the benchmark scripts.
+
+On CUDA the allocator's own peak counter is exact. On CPU there is no such counter, so the PyTorch
+profiler records each operator's own allocations (+) and frees (-); summing them in time order gives the
+peak of tensor memory alive during the step. Scratch memory that a fused kernel frees inside one call is
+not seen, so on CPU the figure is a lower bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+import torch
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 inside the block (the profiler's C++ backend prints there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def peak_bytes(step: Callable[[], None], device: torch.device) -> int:
+    """Peak bytes of tensors allocated while ``step()`` runs, above those alive before it.
+
+    Args:
+        step: the work to measure, e.g. one forward + backward + optimizer step.
+        device: where ``step`` runs; CUDA uses the allocator's counter, CPU the profiler (a lower bound).
+    Returns:
+        The peak, in bytes.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
+
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    # self_cpu_memory_usage is what each operator itself allocated (+) or freed (-), excluding children
+    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
+    current = peak = 0
+    for e in events:
+        current += e.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak
