@@ -1,7 +1,9 @@
 """llmguide: a hands-on, tested guide to how large language models work.
 
 The package holds the real code that the notebooks in ``notebooks/`` teach; ``__init__`` only
-re-exports the public names.
+re-exports the public names. Functions named like their module (``attention``, ``generate``,
+``train``) are imported from the module (``from llmguide.train import train``): re-exporting them here
+would shadow the module itself.
 """
 
 import os
@@ -14,7 +16,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from llmguide.attention import (
     KVCache,
     MultiHeadAttention,
-    attention,
     causal_mask,
     combine_masks,
     padding_mask,
@@ -38,7 +39,7 @@ from llmguide.embeddings import (
     one_hot_embed,
     sinusoidal_positions,
 )
-from llmguide.generate import generate, sample_next
+from llmguide.generate import sample_next
 from llmguide.lmdata import TokenWindows, review_lm_data, text_lm_data
 from llmguide.model import GPT, GPTClassifier, GPTConfig, positions_from_mask
 from llmguide.pretrain import load_model_folder, parse_overrides, run_pretrain, save_model_folder
@@ -54,7 +55,7 @@ from llmguide.tokenizer import (
     token_stats,
     train_bpe,
 )
-from llmguide.train import NonFiniteLossError, TrainConfig, evaluate_loss, train
+from llmguide.train import NonFiniteLossError, TrainConfig, evaluate_loss
 
 __version__ = "0.1.0"
 
@@ -64,7 +65,6 @@ __all__ = [
     "load_weights",
     "save_checkpoint",
     "save_weights",
-    "generate",
     "sample_next",
     "TokenWindows",
     "review_lm_data",
@@ -80,7 +80,6 @@ __all__ = [
     "NonFiniteLossError",
     "TrainConfig",
     "evaluate_loss",
-    "train",
     "LearnedPositionalEmbedding",
     "SentenceEncoder",
     "SinusoidalPositionalEmbedding",
@@ -110,7 +109,6 @@ __all__ = [
     "read_corpus",
     "KVCache",
     "MultiHeadAttention",
-    "attention",
     "causal_mask",
     "combine_masks",
     "padding_mask",

@@ -67,3 +67,17 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_cli_help_works():
     out = subprocess.run([sys.executable, "-m", "llmguide.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "quickstart" in out.stdout
+
+
+def test_no_public_name_shadows_a_submodule():
+    import importlib
+    import inspect
+
+    import llmguide
+
+    for path in (ROOT / "llmguide").glob("*.py"):
+        if path.stem.startswith("_"):
+            continue
+        importlib.import_module(f"llmguide.{path.stem}")
+        attr = getattr(llmguide, path.stem)
+        assert inspect.ismodule(attr), f"llmguide.{path.stem} is {attr!r}, not the module: `import llmguide.{path.stem} as m` breaks"
