@@ -262,7 +262,9 @@ print(pd.DataFrame({"text": texts, "true": test_animals.label_name.tolist(),
 # %%
 reviews = load_reviews()
 train_reviews, test_reviews = reviews[reviews.split == "train"], reviews[reviews.split == "test"]
-PRETRAIN_STEPS = rt.profile.pick(cpu=600, gpu=5000)  # notebook 04's recipe: run_pretrain's preset
+# Pre-training settings (run_pretrain's presets, with the CPU run made to fit this notebook).
+PRETRAIN = rt.profile.pick(cpu=dict(max_steps=600, batch_size=16, learning_rate=2e-3, min_lr=2e-4, warmup_steps=50),
+                           gpu=dict())
 seconds = {}
 
 # %%
@@ -282,9 +284,9 @@ print(f"TF-IDF baseline: {seconds['1. TF-IDF + logistic regression']:.1f} s")
 # NBVAL_IGNORE_OUTPUT
 t0 = time.perf_counter()
 lm_dir = run_pretrain("reviews", "char", preset=rt.profile.name, out_dir=work / "lm", progress=False,
-                      overrides=dict(max_steps=PRETRAIN_STEPS))
+                      overrides=PRETRAIN)
 pretrain_seconds = time.perf_counter() - t0
-print(f"pre-trained {PRETRAIN_STEPS} steps in {pretrain_seconds:.0f} s")
+print(f"pre-trained in {pretrain_seconds:.0f} s")
 
 # %%
 pretrained_lm = GPT.from_pretrained(lm_dir)
@@ -362,6 +364,26 @@ print(results.round(4))
 times = pd.Series(seconds, name="seconds").round(1)
 times["3. GPT pre-trained + fine-tuned"] += round(pretrain_seconds, 1)
 print(times.to_string(), f"\n(row 3 includes {pretrain_seconds:.0f} s of pre-training)")
+
+# %% [markdown]
+# ## What the table says
+# With the same fine-tuning run (same data, steps, batch, learning rate and seed), starting from the
+# pre-trained weights instead of random ones lifts test accuracy by a few points — pre-training pays off.
+# In the CPU profile the gain is modest and both GPTs stay below TF-IDF, for two reasons worth knowing:
+#
+# * The language model is small and briefly trained: a validation perplexity of about 90 per character is
+#   what a character *bigram* model reaches on these reviews (interpolated bigram counts: 4.48 nats, a
+#   perplexity of 88). A model that has learned little more than which character follows which has
+#   little to transfer. Linear probes of the frozen features agree: pre-trained features beat random ones
+#   by ~8 points, far from TF-IDF.
+# * It is pre-trained on the *same* 14 thousand reviews that carry the labels. Pre-training shines when
+#   unlabelled text is far more plentiful than labels — the GPU profile pre-trains a 6-layer model on
+#   about 70 times more tokens, and a hub model pre-trained on gigabytes of Chinese text (row 4) is the
+#   real-world version.
+#
+# Two details of the recipe matter here, both measured while building this notebook: appending the
+# newline end token raised both GPTs by about 2 points, and a lower fine-tuning learning rate (3e-4) did
+# not help the pre-trained model. The closing note of the fine-tuning issue has the full table.
 
 # %% [markdown]
 # ## Save, load, predict
