@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from llmguide.classify import LABELS_FILE, _pad_id, collate, encode_texts
+from llmguide.classify import LABELS_FILE, _file_frame, _pad_id, collate, encode_texts
 
 MODEL_FILES = ("model.safetensors", "config.json")
 FORMATS = ("csv", "json")
@@ -242,13 +242,7 @@ def _labelled_data(data: str, labels: Sequence[str]) -> tuple[list[str], list[An
     path = Path(data)
     if path.suffix.lower() != ".csv":
         raise ValueError(f"--data {data!r}: use 'test', 'validation' or a .csv file with 'text' and 'label' columns")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    missing = [c for c in ("text", "label") if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path} has no {' or '.join(repr(c) for c in missing)} column "
-                         f"(columns: {', '.join(df.columns) or 'none'})")
+    df = _file_frame(path)  # the same reading and column checks as fine-tuning's data files
     if df.empty:
         raise ValueError(f"{path} holds no rows: nothing to evaluate")
     as_ids = [int(x) if x.strip().isdigit() and x not in labels else x for x in df["label"]]
