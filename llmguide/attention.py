@@ -122,32 +122,59 @@ class KVCache:
 
     Without a cache, producing token t+1 re-runs attention for all t previous tokens. With it, each step
     projects only the new token(s) and appends their k, v here; the new queries attend to the whole cache.
+
+    Args:
+        max_len: positions to reserve up front (e.g. the model's ``block_size``). Appending then writes into
+            the reserved buffer instead of concatenating: ``torch.cat`` would copy the whole cache at every
+            step, and on CPU those copies were a quarter of the decoding time. None reserves what the first
+            call needs; the buffer doubles whenever it fills, so any length works.
     """
 
-    def __init__(self) -> None:
-        self.k: Tensor | None = None  # (B, nh, S, hs)
-        self.v: Tensor | None = None  # (B, nh, S, hs)
+    def __init__(self, max_len: int | None = None) -> None:
+        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
+            raise ValueError(f"max_len must be None or an int >= 1 (e.g. block_size), got {max_len!r}")
+        self.max_len = max_len
+        self._k: Tensor | None = None  # (B, nh, capacity, hs); positions past len(self) are unused
+        self._v: Tensor | None = None
+        self._len = 0
+
+    @property
+    def k(self) -> Tensor | None:
+        """The cached keys (B, nh, S, hs), a view of the buffer; None before the first update."""
+        return None if self._k is None else self._k[:, :, :self._len]
+
+    @property
+    def v(self) -> Tensor | None:
+        """The cached values (B, nh, S, hs), a view of the buffer; None before the first update."""
+        return None if self._v is None else self._v[:, :, :self._len]
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append new keys/values (B, nh, T_new, hs) and return all of them (B, nh, S, hs)."""
         if k.dim() != 4 or k.shape != v.shape:
             raise ValueError(f"KVCache.update wants k and v of the same shape (B, nh, T_new, hs), got k "
                              f"{tuple(k.shape)} and v {tuple(v.shape)}")
-        if self.k is None:
-            self.k, self.v = k, v
-        else:
-            if (k.size(0), k.size(1), k.size(3)) != (self.k.size(0), self.k.size(1), self.k.size(3)):
-                raise ValueError(f"KVCache holds (B, nh, S, hs) = {tuple(self.k.shape)} but got new keys "
-                                 f"{tuple(k.shape)}: B, nh and hs must match; use a fresh cache per batch")
-            self.k = torch.cat([self.k, k], dim=2)
-            self.v = torch.cat([self.v, v], dim=2)
+        B, nh, T, hs = k.shape
+        if self._k is None:
+            capacity = max(T, self.max_len or T)
+            self._k = k.new_empty(B, nh, capacity, hs)
+            self._v = v.new_empty(B, nh, capacity, hs)
+        elif (B, nh, hs) != (self._k.size(0), self._k.size(1), self._k.size(3)):
+            raise ValueError(f"KVCache holds (B, nh, S, hs) = {tuple(self.k.shape)} but got new keys "
+                             f"{tuple(k.shape)}: B, nh and hs must match; use a fresh cache per batch")
+        if self._len + T > self._k.size(2):  # full: double the buffer (amortised O(1) per position)
+            grow = max(self._len + T, 2 * self._k.size(2)) - self._k.size(2)
+            self._k = torch.cat([self._k, self._k.new_empty(B, nh, grow, hs)], dim=2)
+            self._v = torch.cat([self._v, self._v.new_empty(B, nh, grow, hs)], dim=2)
+        self._k[:, :, self._len:self._len + T] = k
+        self._v[:, :, self._len:self._len + T] = v
+        self._len += T
         return self.k, self.v
 
     def __len__(self) -> int:
-        return 0 if self.k is None else self.k.size(2)
+        return self._len
 
     def __repr__(self) -> str:
-        shape = None if self.k is None else tuple(self.k.shape)
+        shape = None if self._k is None else tuple(self.k.shape)
         return f"KVCache(len={len(self)}, k_shape={shape})"
 
 
@@ -195,11 +222,9 @@ class MultiHeadAttention(nn.Module):
         if x.dim() != 3 or x.size(-1) != self.n_embd:
             raise ValueError(f"x must be (B, T, C) with C = n_embd = {self.n_embd}, got shape {tuple(x.shape)}")
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         hs = C // self.n_head
-        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        # (B, T, 3C) -> (B, T, 3, nh, hs) -> 3 x (B, nh, T, hs): q, k, v of every head, in one reshuffle
+        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, hs).permute(2, 0, 3, 1, 4).unbind(0)
         past = 0 if kv_cache is None else len(kv_cache)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)  # (B, nh, S, hs)

@@ -250,7 +250,7 @@ class GPT(nn.Module):
 
     def new_kv_caches(self) -> list[KVCache]:
         """Empty key/value caches, one per layer, for :meth:`forward` (see ``llmguide.generate``)."""
-        return [KVCache() for _ in range(self.config.n_layer)]
+        return [KVCache(self.config.block_size) for _ in range(self.config.n_layer)]
 
     # ---- Hugging Face interop -------------------------------------------------------------------------
 

@@ -246,6 +246,23 @@ def test_kv_cache_update_and_len():
     assert len(cache) == 4 and torch.equal(k_all[:, :, 3], k[:, :, 0]) and torch.equal(v_all[:, :, :3], v)
 
 
+def test_kv_cache_reserves_then_grows_past_max_len():
+    # Appends write into a buffer reserved up front (no copy of the whole cache per token); past max_len the
+    # buffer grows, so the contents are the same as concatenating everything.
+    cache = KVCache(max_len=4)
+    ks, vs = torch.randn(2, 3, 7, 5), torch.randn(2, 3, 7, 5)
+    cache.update(ks[:, :, :3], vs[:, :, :3])
+    buffer = cache._k
+    assert buffer.size(2) == 4
+    cache.update(ks[:, :, 3:4], vs[:, :, 3:4])
+    assert cache._k is buffer  # the 4th position went into the reserved buffer
+    k_all, v_all = cache.update(ks[:, :, 4:], vs[:, :, 4:])  # 7 > 4: grows
+    assert len(cache) == 7 and torch.equal(k_all, ks) and torch.equal(v_all, vs)
+    assert repr(cache) == "KVCache(len=7, k_shape=(2, 3, 7, 5))"
+    with pytest.raises(ValueError, match="max_len must be None or an int >= 1"):
+        KVCache(max_len=0)
+
+
 # ---- errors that say what to fix ---------------------------------------------------------------------------
 
 def test_n_embd_not_divisible_by_n_head():
