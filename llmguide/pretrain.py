@@ -280,6 +280,35 @@ def load_model_folder(folder: str | Path) -> tuple[GPT, Any, dict[str, Any]]:
     return GPT.from_pretrained(str(folder)), load_tokenizer(folder / "tokenizer.json"), config
 
 
+# ---------------------------------------------------------------- the review language model the project ships
+# Pre-training that transfers to a task takes several passes over the 1.0 M characters of training reviews:
+# ~15 min on two CPU cores, more than a notebook may take. The project runs it once with these settings
+# (``python tools/make_review_lm.py``) and ships the folder as ``data/review-gpt`` (card: data/README.md).
+# Notebook 05 fine-tunes it in the CPU profile; the GPU profile pre-trains its own in the notebook.
+REVIEW_LM_SETTINGS: dict[str, Any] = dict(
+    max_steps=2400, batch_size=16, learning_rate=3e-3, min_lr=3e-4, warmup_steps=50,
+    min_freq=5,  # characters seen < 5 times (0.3 % of the text) share <unk>: a 2,909-token head, not 4,423
+    eval_interval=400, eval_steps=40, keep_checkpoints=1,
+)
+
+
+def review_lm_dir() -> Path:
+    """``data/review-gpt``: the CPU-preset GPT pre-trained on the training reviews with
+    :data:`REVIEW_LM_SETTINGS` (a model folder for :func:`load_model_folder` / ``GPT.from_pretrained``)."""
+    from llmguide.data import data_dir
+
+    return data_dir() / "review-gpt"
+
+
+def make_review_lm(out_dir: str | Path = "runs/review-gpt", progress: bool = True) -> Path:
+    """Re-create the shipped review language model in ``out_dir`` (~15 min on two CPU cores).
+
+    The run is deterministic on one machine: with the same PyTorch and CPU it writes the same weights as
+    ``data/review-gpt`` (``tests/test_review_lm.py`` checks that its first steps match the shipped history).
+    """
+    return run_pretrain("reviews", "char", "cpu", REVIEW_LM_SETTINGS, out_dir, progress=progress)
+
+
 # ---------------------------------------------------------------- command line
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``llmguide pretrain``'s options to ``parser``: corpus, tokenizer, preset, out, resume, and one
