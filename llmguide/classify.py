@@ -334,8 +334,10 @@ def save_classifier(classifier: nn.Module, tokenizer: Any, label_names: Sequence
 # Fine-tuning settings per profile: a smaller learning rate than pre-training (the body already knows
 # the language; large steps would wash that out) and a short run.
 FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": dict(learning_rate=1e-3, min_lr=1e-4, warmup_steps=10, batch_size=32, max_steps=150, weight_decay=0.01,
-                eval_interval=50, eval_steps=10),
+    # 100 steps of 32 (a quarter of the training reviews): ~35 s on two CPU cores. 150 steps add ~1 point to
+    # both GPTs and 20 s to each run (measured with data/review-gpt: 0.782 / 0.842 vs 0.768 / 0.831).
+    "cpu": dict(learning_rate=1e-3, min_lr=1e-4, warmup_steps=10, batch_size=32, max_steps=100, weight_decay=0.01,
+                eval_interval=25, eval_steps=10),
     "gpu": dict(learning_rate=3e-4, min_lr=3e-5, warmup_steps=50, batch_size=64, max_steps=1000, weight_decay=0.01,
                 eval_interval=100, eval_steps=28),
 }

@@ -482,8 +482,6 @@ class HFTokenizer:
         return f"HFTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size})"
 
 
-hub_reachable = _download.hub_online  # transitional alias: notebook 05 still imports this name
-
 
 @contextlib.contextmanager
 def quiet_hf() -> Iterator[None]:
