@@ -35,4 +35,9 @@ def test_quickstart_runs_the_pipeline_and_saves_it(tmp_path):
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "qs" / "summary.json").read_text(encoding="utf-8"))
     assert sum(summary["data"]["train"].values()) > 13_000
+    assert summary["lm"]["steps"] == 150 and summary["lm"]["val_loss"] < 7.0  # learned from ln V = 7.98
+    # the classifier fine-tuned from the shipped review-gpt is far above chance (0.52)
+    assert summary["classifier"]["accuracy"] > 0.75
+    predictions = (tmp_path / "qs" / "predictions.csv").read_text(encoding="utf-8").splitlines()
+    assert predictions[0] == "text,label,probability" and len(predictions) == 4
     assert "jupyter lab notebooks/" in out.stdout
