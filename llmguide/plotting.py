@@ -174,20 +174,22 @@ def training_curves(history, smooth: int = 10, title: str = "") -> Figure:
 
 
 def compare_runs(histories, column: str = "val_loss", title: str = "", ylabel: str = "validation loss",
-                 ylim: tuple[float, float] | None = None) -> Figure:
+                 ylim: tuple[float, float] | None = None, x: str = "step", xscale: str = "linear") -> Figure:
     """One line per run of the same ``column`` against the step, e.g. validation loss for several learning rates.
 
     Args:
         histories: ``{run name: history DataFrame}``.
         ylim: the y range (None: automatic), e.g. to keep a diverging run from squashing the others.
+        x: the history column on the x axis: "step", or "tokens" to compare runs with different batch sizes.
+        xscale: "linear" or "log".
     Returns:
         the Figure.
     """
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, history in histories.items():
         rows = history.dropna(subset=[column])
-        ax.plot(rows.step, rows[column], "o-" if len(rows) < 30 else "-", label=str(name), ms=4)
-    ax.set(title=title, xlabel="step", ylabel=ylabel)
+        ax.plot(rows[x], rows[column], "o-" if len(rows) < 30 else "-", label=str(name), ms=4)
+    ax.set(title=title, xlabel=x, ylabel=ylabel, xscale=xscale)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.legend()
