@@ -1,4 +1,7 @@
-"""Measuring what a step of work costs in memory, on CPU or CUDA, for the benchmark scripts.
+"""Measuring what a step of work costs in time and memory, on CPU or CUDA, for notebooks and benchmarks.
+
+Time: :func:`best_time` keeps the fastest of a few runs, synchronising CUDA so the GPU's queued work is
+counted.
 
 On CUDA the allocator's own peak counter is exact. On CPU there is no such counter, so the PyTorch
 profiler records each operator's own allocations (+) and frees (-); summing them in time order gives the
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import torch
@@ -57,3 +61,31 @@ def peak_bytes(step: Callable[[], None], device: torch.device) -> int:
         current += e.self_cpu_memory_usage
         peak = max(peak, current)
     return peak
+
+
+def best_time(fn: Callable[[], object], repeats: int = 3, device: torch.device | str | None = None) -> float:
+    """Seconds taken by the fastest of ``repeats`` calls of ``fn()``.
+
+    The minimum, not the mean: on a shared machine other work only ever adds time, so the fastest run is
+    the best estimate of the work itself. On CUDA the device is synchronised before and after each call
+    (kernels run asynchronously; without it only the launch would be timed).
+
+    Args:
+        fn: the work to time.
+        repeats: how many calls (>= 1).
+        device: where ``fn`` runs (None or CPU: no synchronisation).
+    Returns:
+        The fastest time, in seconds.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    device = torch.device(device) if device is not None else None
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
+    best = float("inf")
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best

@@ -39,6 +39,7 @@ from llmguide.attention import (
 )
 from llmguide.data import load_animals
 from llmguide.plotting import set_style
+from llmguide.profiling import best_time
 
 rt = setup(seed=0)  # the profile comes from $LLMGUIDE_PROFILE; setup(profile="gpu") forces one
 print(rt)
@@ -415,15 +416,6 @@ print(mem.round(3).to_string())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def best_time(fn, repeats=3):
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def one_at_a_time(layer, x):
     cache = KVCache()
     return [layer(x[:, t:t + 1], kv_cache=cache) for t in range(x.size(1))]
@@ -432,17 +424,16 @@ def one_at_a_time(layer, x):
 torch.manual_seed(0)
 rnn = torch.nn.RNN(d_model, d_model, batch_first=True).to(rt.device)
 attn_layer = MultiHeadAttention(d_model, n_head=4).to(rt.device)
-sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
 time_rows = []
 with torch.no_grad():
     for T_ in Ts:
         xt = torch.randn(1, T_, d_model, device=rt.device)
-        time_rows.append(dict(
+        time_rows.append(dict(  # best_time: the fastest of 3 runs (1 for the slow one), synchronising CUDA
             T=T_,
-            attention_explicit_ms=1e3 * best_time(lambda x=xt: (attn_layer(x, need_weights=True), sync())),
-            attention_sdpa_ms=1e3 * best_time(lambda x=xt: (attn_layer(x), sync())),
-            attention_one_at_a_time_ms=1e3 * best_time(lambda x=xt: (one_at_a_time(attn_layer, x), sync()), 1),
-            rnn_ms=1e3 * best_time(lambda x=xt: (rnn(x), sync()))))
+            attention_explicit_ms=1e3 * best_time(lambda x=xt: attn_layer(x, need_weights=True), device=rt.device),
+            attention_sdpa_ms=1e3 * best_time(lambda x=xt: attn_layer(x), device=rt.device),
+            attention_one_at_a_time_ms=1e3 * best_time(lambda x=xt: one_at_a_time(attn_layer, x), 1, rt.device),
+            rnn_ms=1e3 * best_time(lambda x=xt: rnn(x), device=rt.device)))
 times = pd.DataFrame(time_rows).set_index("T")
 print(times.round(2).to_string())
 

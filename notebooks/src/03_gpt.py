@@ -35,6 +35,7 @@ from llmguide.generate import generate, sample_next
 from llmguide.lmdata import review_texts
 from llmguide.model import GPT, GPTConfig
 from llmguide.plotting import set_style
+from llmguide.profiling import best_time
 from llmguide.tokenizer import CharTokenizer
 
 rt = setup(seed=0)  # the profile comes from $LLMGUIDE_PROFILE; setup(profile="gpu") forces one
@@ -483,20 +484,11 @@ for n in (16, 64, 125):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def best_time(fn, repeats=2):
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 prompt_ids = tok.encode("这家酒店的服务")
 timing = []
 for n in (16, 32, 64, 96, config.block_size - len(prompt_ids)):
-    cached = best_time(lambda: generate(model, prompt_ids, n, temperature=0))
-    plain = best_time(lambda: generate(model, prompt_ids, n, temperature=0, use_cache=False))
+    cached = best_time(lambda: generate(model, prompt_ids, n, temperature=0), 2, rt.device)
+    plain = best_time(lambda: generate(model, prompt_ids, n, temperature=0, use_cache=False), 2, rt.device)
     timing.append({"new tokens": n, "ms/token cached": 1e3 * cached / n, "ms/token no cache": 1e3 * plain / n,
                    "speedup": plain / cached})
 timing = pd.DataFrame(timing).set_index("new tokens")
