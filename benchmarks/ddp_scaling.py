@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import torch
 import torch.multiprocessing as mp
 
 from llmguide.model import GPT, GPTConfig
-from llmguide.train import TrainConfig, train
+from llmguide.train import TrainConfig, free_port, train
 
 GLOBAL_BATCH, BLOCK, VOCAB = 16, 128, 256
 
@@ -56,16 +55,10 @@ def _worker(rank: int, world_size: int, threads: int, port: int, steps: int, out
         torch.distributed.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def measure(world_size: int, threads: int, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "result.json")
-        mp.spawn(_worker, args=(world_size, threads, _free_port(), steps, out), nprocs=world_size, join=True)
+        mp.spawn(_worker, args=(world_size, threads, free_port(), steps, out), nprocs=world_size, join=True)
         return json.loads(Path(out).read_text())
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -253,6 +254,14 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now: the rendezvous port (``MASTER_PORT``) for processes started
+    on this machine without ``torchrun`` (``torch.multiprocessing.spawn`` in tests and benchmarks)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # port 0: the OS picks an unused one
+        return s.getsockname()[1]
 
 
 def setup_distributed(device: str | None = None) -> DistInfo:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ import torch.multiprocessing as mp
 import llmguide.train as train_module
 from llmguide.checkpoint import latest_checkpoint, load_weights, save_weights
 from llmguide.model import GPT, GPTConfig
-from llmguide.train import TrainConfig, train
+from llmguide.train import TrainConfig, free_port, train
 
 TINY = dict(vocab_size=100, block_size=16, n_layer=2, n_head=4, n_embd=32)
 GLOBAL_BATCH = 8
@@ -66,14 +65,8 @@ def _worker(rank: int, world_size: int, port: int, out: str, out_dir: str) -> No
             torch.distributed.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_cpu_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), str(tmp_path / "ddp_run")), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path), str(tmp_path / "ddp_run")), nprocs=2, join=True)
     single_dir = tmp_path / "single"
     single_dir.mkdir()
     _run(1, 0, single_dir, None)
