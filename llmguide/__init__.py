@@ -20,13 +20,7 @@ from llmguide.attention import (
     combine_masks,
     padding_mask,
 )
-from llmguide.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-    save_weights,
-)
+from llmguide.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from llmguide.data import load_animals, load_hub_dataset, load_reviews, load_shakespeare, read_corpus
 from llmguide.download import ChecksumError, OfflineError, cache_dir, hub_online
 from llmguide.embeddings import (
@@ -39,6 +33,7 @@ from llmguide.embeddings import (
     one_hot_embed,
     sinusoidal_positions,
 )
+from llmguide.folder import load_folder, load_weights, save_folder, save_weights
 from llmguide.generate import sample_next
 from llmguide.lmdata import TokenWindows, review_lm_data, text_lm_data
 from llmguide.model import GPT, GPTClassifier, GPTConfig, positions_from_mask
@@ -65,6 +60,8 @@ __all__ = [
     "load_weights",
     "save_checkpoint",
     "save_weights",
+    "load_folder",
+    "save_folder",
     "sample_next",
     "TokenWindows",
     "review_lm_data",

@@ -1,17 +1,14 @@
-"""Checkpoints and model folders that are safe to load and never half-written.
+"""Training checkpoints that are safe to load and never half-written.
 
-A *checkpoint* lets training resume exactly where it stopped; a *model folder* is what a trained model
-ships as. Both follow the same rules:
+A *checkpoint* lets training resume exactly where it stopped; a *model folder* (:mod:`llmguide.folder`)
+is what a trained model ships as. A checkpoint is a model folder's weights and config plus:
 
-* weights in `safetensors <https://huggingface.co/docs/safetensors>`_ (no code runs on load); a weight
-  tied to another one (GPT-2's LM head shares the token embedding, Press & Wolf 2017, "Using the Output
-  Embedding to Improve Language Models") is stored once and re-tied on load, like Hugging Face does;
+* weights through :func:`llmguide.folder.save_weights` (safetensors, tied weights stored once);
 * configs as JSON; the trainer's state (optimizer, gradient scaler, step, random generators, early
   stopping, data position) with ``torch.save`` and read back with ``torch.load(weights_only=True)``,
   which refuses arbitrary pickled objects;
-* every write goes to a temporary file or folder *in the same directory* and is then renamed into place
-  with ``os.replace``: a rename within one file system is atomic, so a crash or Ctrl-C mid-save leaves
-  the previous checkpoint untouched and never a broken one.
+* every write goes through :mod:`llmguide.atomic`: a crash or Ctrl-C mid-save leaves the previous
+  checkpoint untouched and never a broken one.
 
 Layout of a training run's ``out_dir``::
 
@@ -21,148 +18,28 @@ Layout of a training run's ``out_dir``::
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
 import re
 import shutil
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
+from llmguide.atomic import atomic_dir, atomic_write
+from llmguide.folder import CONFIG, WEIGHTS, load_weights, save_weights, write_json
+
 TRAINER = "trainer.pt"
 HISTORY = "history.json"
 CHECKPOINT_FILES = (WEIGHTS, CONFIG, TRAINER, HISTORY)
 STEP_DIR = re.compile(r"^step_(\d+)$")
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read the process umask (setting it is the only way), so files get the usual 0644
-
-
-# ---------------------------------------------------------------- atomic writes
-def _fsync(path: Path) -> None:
-    # Flush the file's bytes to disk before the rename makes it visible (otherwise a power cut right
-    # after the rename could still expose an empty file).
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Write one file atomically: ``write(tmp)`` fills a temporary file next to ``path``, then it is renamed.
-
-    Args:
-        path: the final file.
-        write: a function that writes the whole file to the path it is given.
-    Returns:
-        ``path``. If ``write`` raises, the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # same suffix: writers that look at it still work
-    try:
-        write(tmp)
-        _fsync(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # some writers create 0600 files; a model folder is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Fill a folder atomically: the block writes into a temporary folder that is renamed to ``path`` at the end.
-
-    If the block raises, the temporary folder is deleted and an existing ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        for file in tmp.iterdir():
-            _fsync(file)
-        if path.exists():  # replacing a folder takes two renames; the old one is only deleted after
-            old = path.with_name(f".old-{path.name}-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-# ---------------------------------------------------------------- weights
-def _tied_names(model: nn.Module) -> dict[str, str]:
-    """{name: first name} for every parameter or buffer that is the same tensor as an earlier one."""
-    seen: dict[int, str] = {}
-    tied = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        key = id(tensor)
-        if key in seen:
-            tied[name] = seen[key]
-        else:
-            seen[key] = name
-    return tied
-
-
-def save_weights(model: nn.Module, path: str | Path) -> Path:
-    """Save a model's weights as safetensors, storing tied weights once (atomically).
-
-    The dropped names and the weight each is tied to are kept in the file's metadata, so
-    :func:`load_weights` can re-tie them; the kept name is the first in ``state_dict`` order (for GPT-2,
-    the token embedding), as in Hugging Face's GPT-2 files.
-
-    Args:
-        model: any module.
-        path: the ``.safetensors`` file to write.
-    Returns:
-        ``path``.
-    """
-    tied = _tied_names(model)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
-    metadata = {"format": "pt", "tied": json.dumps(tied)}
-    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
-
-
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
-    """Load safetensors weights saved by :func:`save_weights` (or by Hugging Face) into ``model``.
-
-    Args:
-        model: a module with the same architecture (its tied weights stay tied).
-        path: a ``.safetensors`` file, or a folder holding ``model.safetensors``.
-        strict: as in ``load_state_dict``; missing or unexpected names raise ``ValueError``.
-    Returns:
-        ``model``, with the weights copied in place on its own device.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / WEIGHTS
-    if not path.is_file():
-        raise FileNotFoundError(f"no weights file at {path}: save one with save_weights(model, path)")
-    with safe_open(str(path), framework="pt") as f:
-        tied = json.loads((f.metadata() or {}).get("tied", "{}"))
-    state = load_file(str(path))
-    for name, first in _tied_names(model).items():  # re-tie: the dropped copy is the kept tensor
-        source = tied.get(name, first)
-        if name not in state and source in state:
-            state[name] = state[source]
-    result = model.load_state_dict(state, strict=False)
-    if strict and (result.missing_keys or result.unexpected_keys):
-        raise ValueError(f"{path} does not fit this model: missing {result.missing_keys}, "
-                         f"unexpected {result.unexpected_keys}; was it saved from a model with another config?")
-    return model
+__all__ = [  # atomic_write, load_weights and save_weights stay importable from here, where they used to live
+    "atomic_write", "checkpoint_dir", "latest_checkpoint", "list_checkpoints", "load_checkpoint", "load_weights",
+    "rng_state", "save_checkpoint", "save_weights", "set_rng_state",
+]
 
 
 # ---------------------------------------------------------------- random generators
@@ -223,7 +100,7 @@ def save_checkpoint(
     final = checkpoint_dir(out_dir, step)
     with atomic_dir(final) as tmp:
         save_weights(model, tmp / WEIGHTS)
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_json(tmp / CONFIG, config)
         (tmp / HISTORY).write_text(json.dumps(history), encoding="utf-8")
         torch.save({"step": step, **trainer_state}, tmp / TRAINER)
     if keep:

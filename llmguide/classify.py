@@ -21,9 +21,8 @@ Shapes: B batch, T longest text in the batch (<= block_size), K classes.
 
 from __future__ import annotations
 
-import json
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,15 +31,31 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from llmguide.data import REVIEW_LABELS, assign_splits, load_reviews
+from llmguide.evaluate import evaluate
+from llmguide.folder import (
+    HISTORY,
+    LABELS,
+    REPORT,
+    TOKENIZER,
+    TOKENIZER_CONFIG,
+    read_meta,
+    save_folder,
+)
+from llmguide.model import GPT, GPTClassifier
+from llmguide.runtime import get_profile
+from llmguide.tokenizer import Tokenizer, load_tokenizer
+from llmguide.train import TrainConfig, train
+
 # A public GPT-2 pre-trained on Chinese text (CLUECorpusSmall; Zhao et al. 2019, "UER"), for the
 # hub row of the results table when online.
 HUB_MODEL = "uer/gpt2-chinese-cluecorpussmall"
 PADDING_SIDES = ("right", "left")
 TRAINABLE = ("all", "head")
-LABELS_FILE = "labels.json"
+LABELS_FILE = LABELS  # the old name
 
 
-def _pad_id(tokenizer: Any) -> int:
+def pad_id(tokenizer: Any) -> int:
     """The tokenizer's pad id, else 0: the value never matters, the attention mask hides padding."""
     for name in ("pad_id", "pad_token_id"):
         value = getattr(tokenizer, name, None)
@@ -49,7 +64,7 @@ def _pad_id(tokenizer: Any) -> int:
     return 0
 
 
-def _label_ids(labels: Sequence[Any], label_names: Sequence[str]) -> list[int]:
+def label_ids(labels: Sequence[Any], label_names: Sequence[str]) -> list[int]:
     """Labels given as names or as ids -> ids; anything outside the label set raises ValueError."""
     index = {name: i for i, name in enumerate(label_names)}
     ids = []
@@ -127,8 +142,8 @@ class ClassificationDataset(torch.utils.data.Dataset):
         if len(label_names) < 2 or len(set(label_names)) != len(label_names):
             raise ValueError(f"label_names must hold at least 2 distinct names, got {list(label_names)}")
         self.label_names = [str(name) for name in label_names]
-        self.labels = torch.tensor(_label_ids(labels, self.label_names), dtype=torch.long)  # (N,)
-        self.texts, self.block_size, self.pad_id, self.end_id = texts, block_size, _pad_id(tokenizer), end_id
+        self.labels = torch.tensor(label_ids(labels, self.label_names), dtype=torch.long)  # (N,)
+        self.texts, self.block_size, self.pad_id, self.end_id = texts, block_size, pad_id(tokenizer), end_id
         self.ids, truncated = encode_texts(texts, tokenizer, block_size, end_id, warn=warn)
         self.truncated = torch.tensor(truncated)  # (N,) bool: the text was longer than block_size
         self.lengths = torch.tensor([len(ids) for ids in self.ids])  # (N,) after truncation
@@ -230,8 +245,6 @@ def review_datasets(tokenizer: Any, block_size: int, max_train: int | None = Non
     Returns:
         {split: :class:`ClassificationDataset`} with label names ``("negative", "positive")``.
     """
-    from llmguide.data import REVIEW_LABELS, load_reviews
-
     reviews = load_reviews()
     out = {}
     for split in ("train", "validation", "test"):
@@ -274,8 +287,6 @@ def classifier_from_pretrained(source: Any, n_classes: int, trainable: str = "al
     Returns:
         The classifier, in train mode.
     """
-    from llmguide.model import GPT, GPTClassifier
-
     gpt = source if isinstance(source, GPT) else GPT.from_pretrained(str(source))
     torch.manual_seed(seed)
     classifier = GPTClassifier(gpt, n_classes).train()
@@ -296,37 +307,23 @@ def finetune(classifier: nn.Module, train_data: ClassificationDataset, val_data:
     Returns:
         The training history (one row per step; ``val_loss`` at evaluations).
     """
-    from llmguide.train import train
-
     set_trainable(classifier, trainable)
     return train(classifier, train_data, val_data, config, callback=callback)
 
 
-def save_classifier(classifier: nn.Module, tokenizer: Any, label_names: Sequence[str], folder: str | Path,
-                    meta: Mapping[str, Any] | None = None) -> Path:
-    """Write a classifier model folder that :func:`llmguide.inference.load_classifier` reads.
+def save_classifier(classifier: GPTClassifier, tokenizer: Tokenizer, label_names: Sequence[str],
+                    folder: str | Path, meta: Mapping[str, Any] | None = None,
+                    files: Mapping[str, Callable[[Path], None]] | None = None) -> Path:
+    """Write a classifier model folder (:func:`llmguide.folder.save_folder`, kind "gpt-classifier").
 
-    Layout: ``model.safetensors`` (body + head), ``config.json`` (``{"model": asdict(GPTConfig),
-    "task": "classification", "n_classes": K, **meta}``), ``tokenizer.json`` and ``labels.json``
-    (the class names in id order). Written to a temporary folder first, then renamed into place.
+    Layout: ``model.safetensors`` (body + head), ``config.json`` (``{"format_version", "kind", "model":
+    asdict(GPTConfig), "task": "classification", "n_classes": K, **meta}``), ``tokenizer.json``,
+    ``labels.json`` (the class names in id order) and ``files`` (e.g. ``history.csv``), all or nothing.
 
     Returns:
         The folder.
     """
-    from llmguide.checkpoint import atomic_dir, save_weights
-
-    label_names = [str(name) for name in label_names]
-    if len(label_names) != classifier.n_classes:
-        raise ValueError(f"{len(label_names)} label names for a classifier with {classifier.n_classes} classes")
-    config = {"model": asdict(classifier.gpt.config), "task": "classification", "n_classes": len(label_names),
-              **(meta or {})}
-    folder = Path(folder)
-    with atomic_dir(folder) as tmp:
-        save_weights(classifier, tmp / "model.safetensors")
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / LABELS_FILE).write_text(json.dumps(label_names, ensure_ascii=False) + "\n", encoding="utf-8")
-        tokenizer.save(tmp)
-    return folder
+    return save_folder(folder, classifier, tokenizer, meta, labels=label_names, files=files)
 
 
 # ---------------------------------------------------------------- the whole recipe, and its command
@@ -343,7 +340,8 @@ FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _file_frame(path: str | Path) -> pd.DataFrame:
+def read_labelled_csv(path: str | Path) -> pd.DataFrame:
+    """A labelled data file: a UTF-8 ``.csv`` with ``text`` and ``label`` columns, read as strings."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
@@ -368,31 +366,26 @@ def file_datasets(train_file: str | Path, val_file: str | Path | None, test_file
     Returns:
         {"train", "validation"[, "test"]: :class:`ClassificationDataset`}.
     """
-    from llmguide.data import assign_splits
-
-    train_df = _file_frame(train_file)
+    train_df = read_labelled_csv(train_file)
     names = list(label_names) if label_names else sorted(set(train_df["label"]))
     if val_file is None:
         split = assign_splits(train_df, (0.9, 0.1, 0.0))
         train_df, val_df = train_df[split == "train"], train_df[split == "validation"]
     else:
-        val_df = _file_frame(val_file)
+        val_df = read_labelled_csv(val_file)
     frames = {"train": train_df, "validation": val_df}
     if test_file is not None:
-        frames["test"] = _file_frame(test_file)
+        frames["test"] = read_labelled_csv(test_file)
     return {k: ClassificationDataset.from_frame(df, tokenizer, names, block_size, end_id=end_id, warn=warn)
             for k, df in frames.items()}
 
 
 def _load_body_and_tokenizer(pretrained: str | Path) -> tuple[Any, Any]:
-    from llmguide.model import GPT
-    from llmguide.tokenizer import load_tokenizer
-
     path = Path(pretrained).expanduser()
     if path.is_dir():
-        if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
-            raise FileNotFoundError(f"{path} has no tokenizer.json: pass a folder written by `llmguide pretrain`")
-        return GPT.from_pretrained(str(path)), load_tokenizer(path)
+        if not (path / TOKENIZER).is_file() and not (path / TOKENIZER_CONFIG).is_file():
+            raise FileNotFoundError(f"{path} has no {TOKENIZER}: pass a folder written by `llmguide pretrain`")
+        return GPT.from_pretrained(str(path)), load_tokenizer(path)  # llmguide's folder or save_pretrained's
     if path.exists() or str(pretrained).startswith((".", "/", "~")):
         raise FileNotFoundError(f"no pre-trained model folder at {path}: run `llmguide pretrain --out {path}` "
                                 "first, or pass a Hugging Face GPT-2 name such as gpt2")
@@ -443,11 +436,6 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
         ``(out_dir, report)``: the folder and the :class:`~llmguide.evaluate.EvalReport` on the test set
         (on the validation set when a ``train_file`` comes without a ``test_file``).
     """
-    from llmguide.evaluate import evaluate
-    from llmguide.model import GPT
-    from llmguide.runtime import get_profile
-    from llmguide.train import TrainConfig
-
     profile = get_profile(profile).name
     body, tokenizer = _load_body_and_tokenizer(pretrained)
     if scratch:
@@ -471,10 +459,8 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
     meta = {"source": "scratch" if scratch else str(pretrained), "trainable": trainable, "block_size": block,
             "end_id": end_id, "finetune": asdict(config), "data": {k: v.summary() for k, v in data.items()},
             "evaluated_on": split, "results": report.to_dict()}
-    out_dir = save_classifier(classifier.cpu(), tokenizer, labels, out_dir, meta)
-    history.to_csv(out_dir / "history.csv", index=False)
-    report.save(out_dir / "report.json")
-    return out_dir, report
+    files = {HISTORY: lambda p: history.to_csv(p, index=False), REPORT: report.save}
+    return save_classifier(classifier.cpu(), tokenizer, labels, out_dir, meta, files), report
 
 
 def add_finetune_arguments(parser: Any) -> Any:
@@ -508,8 +494,7 @@ def finetune_command(args: Any) -> int:
     folder, report = run_finetune(args.pretrained, args.out, args.profile, args.train_file, args.val_file,
                                   args.test_file, args.trainable, overrides, args.max_train,
                                   progress=args.progress, seed=args.seed)
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    print(f"{config['evaluated_on']} set:")
+    print(f"{read_meta(folder)['evaluated_on']} set:")
     print(report)
     print(f"saved the classifier to {folder}; try: llmguide predict {folder} \"这个东西很好用\"")
     return 0

@@ -20,12 +20,13 @@ import hashlib
 import importlib
 import os
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
+
+from llmguide.atomic import atomic_write
 
 # Environment variables that put the Hugging Face libraries offline; any of them set to a true value
 # means "do not try the network" for llmguide too.
@@ -106,19 +107,6 @@ def fetch_bytes(url: str, timeout: float = 30.0) -> bytes:
         return response.read()
 
 
-def _write_atomic(dest: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, then rename: readers never see half a file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def download(urls: str | Sequence[str], dest: str | Path, sha256: str, timeout: float = 30.0) -> Path:
     """Download a file to ``dest`` unless a verified copy is already there.
 
@@ -156,7 +144,7 @@ def download(urls: str | Sequence[str], dest: str | Path, sha256: str, timeout: 
             bad_checksum = True
             problems.append(f"{url}: sha256 {got} != expected {sha256} ({len(data)} bytes)")
             continue
-        _write_atomic(dest, data)
+        atomic_write(dest, lambda tmp, data=data: tmp.write_bytes(data))
         return dest
     summary = "; ".join(problems)
     if bad_checksum:

@@ -28,31 +28,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from llmguide.classify import LABELS_FILE, _file_frame, _pad_id, collate, encode_texts
+from llmguide.classify import collate, encode_texts, label_ids, pad_id, read_labelled_csv
+from llmguide.data import REVIEW_LABELS, SPLITS, load_reviews, read_lines
+from llmguide.evaluate import classification_report, evaluate
+from llmguide.folder import CONFIG, TOKENIZER, WEIGHTS, check_folder, load_folder, read_meta
+from llmguide.lmdata import TokenWindows, encode_documents
+from llmguide.runtime import get_device
+from llmguide.tokenizer import Tokenizer
 
-MODEL_FILES = ("model.safetensors", "config.json")
+MODEL_FILES = (WEIGHTS, CONFIG)
 FORMATS = ("csv", "json")
-
-
-def _check_folder(folder: str | Path, needed: Sequence[str]) -> Path:
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no model folder at {folder}: pass a folder written by `llmguide finetune` "
-                                "(or llmguide.classify.save_classifier)")
-    missing = [name for name in needed if not (folder / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{folder} is not a complete model folder: missing {', '.join(missing)}")
-    return folder
-
-
-def _read_config(folder: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{folder / 'config.json'} is not valid JSON ({err.msg}, line {err.lineno})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise ValueError(f"{folder / 'config.json'} has no 'model' entry: it was not written by llmguide")
-    return config
 
 
 @dataclass
@@ -60,7 +45,7 @@ class Classifier:
     """A loaded classifier: model (eval mode), tokenizer, class names; :meth:`predict` labels texts."""
 
     model: nn.Module  # a GPTClassifier
-    tokenizer: Any  # has encode()
+    tokenizer: Tokenizer
     labels: list[str]  # class names in id order
     config: dict[str, Any]  # the folder's config.json
     device: torch.device
@@ -94,7 +79,7 @@ class Classifier:
         ids, truncated = encode_texts(texts, self.tokenizer, self.block_size, self.end_id, warn=False)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
         probs = torch.empty(len(ids), len(self.labels))
-        pad = _pad_id(self.tokenizer)
+        pad = pad_id(self.tokenizer)
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             batch = collate([{"idx": ids[i]} for i in rows], pad_id=pad)
@@ -118,7 +103,7 @@ class Classifier:
 
 
 def load_classifier(folder: str | Path, device: str | torch.device | None = None) -> Classifier:
-    """Load a classifier model folder (weights, config, tokenizer, label names).
+    """Load a classifier model folder (weights, config, tokenizer, label names) with :func:`load_folder`.
 
     Args:
         folder: written by :func:`llmguide.classify.save_classifier` (or ``llmguide finetune``).
@@ -126,20 +111,9 @@ def load_classifier(folder: str | Path, device: str | torch.device | None = None
     Returns:
         A :class:`Classifier` in eval mode.
     """
-    from llmguide.checkpoint import load_weights
-    from llmguide.model import GPT, GPTClassifier, GPTConfig
-    from llmguide.runtime import get_device
-    from llmguide.tokenizer import load_tokenizer
-
-    folder = _check_folder(folder, (*MODEL_FILES, LABELS_FILE))
-    config = _read_config(folder)
-    labels = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
-        raise ValueError(f"{folder / LABELS_FILE} must hold a JSON list of at least 2 class names, got {labels!r}")
-    model = GPTClassifier(GPT(GPTConfig(**config["model"])), len(labels))
-    load_weights(model, folder / "model.safetensors")
     device = torch.device(device) if device is not None else get_device()
-    return Classifier(model.to(device).eval(), load_tokenizer(folder), labels, config, device)
+    model, tokenizer, meta = load_folder(folder, kind="gpt-classifier", device=device)
+    return Classifier(model, tokenizer, meta.pop("labels"), meta, device)
 
 
 def read_texts(path: str | Path) -> list[str]:
@@ -147,8 +121,6 @@ def read_texts(path: str | Path) -> list[str]:
 
     Empty lines (and empty CSV cells) are skipped; a file with no text raises ``ValueError``.
     """
-    from llmguide.data import read_lines
-
     path = Path(path)
     if path.suffix.lower() == ".csv":
         if not path.is_file():
@@ -231,8 +203,6 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 
 def _labelled_data(data: str, labels: Sequence[str]) -> tuple[list[str], list[Any]]:
-    from llmguide.data import REVIEW_LABELS, SPLITS, load_reviews
-
     if data in SPLITS:
         if set(labels) != set(REVIEW_LABELS):
             raise ValueError(f"the model's labels {list(labels)} are not the review corpus's {list(REVIEW_LABELS)}: "
@@ -242,7 +212,7 @@ def _labelled_data(data: str, labels: Sequence[str]) -> tuple[list[str], list[An
     path = Path(data)
     if path.suffix.lower() != ".csv":
         raise ValueError(f"--data {data!r}: use 'test', 'validation' or a .csv file with 'text' and 'label' columns")
-    df = _file_frame(path)  # the same reading and column checks as fine-tuning's data files
+    df = read_labelled_csv(path)  # the same reading and column checks as fine-tuning's data files
     if df.empty:
         raise ValueError(f"{path} holds no rows: nothing to evaluate")
     as_ids = [int(x) if x.strip().isdigit() and x not in labels else x for x in df["label"]]
@@ -252,10 +222,7 @@ def _labelled_data(data: str, labels: Sequence[str]) -> tuple[list[str], list[An
 def evaluate_classifier(classifier: Classifier, texts: Sequence[str], labels: Sequence[Any],
                         batch_size: int = 64):
     """Evaluate a loaded classifier on texts with labels (names or ids); returns an EvalReport."""
-    from llmguide.classify import _label_ids
-    from llmguide.evaluate import classification_report
-
-    y = _label_ids(labels, classifier.labels)
+    y = label_ids(labels, classifier.labels)
     probs, _ = classifier.predict_proba(texts, batch_size)
     return classification_report(y, probs.argmax(1), classifier.labels, probs=probs)
 
@@ -267,18 +234,10 @@ def evaluate_language_model(folder: str | Path, data: str = "test", batch_size: 
     The texts are joined into one stream (a newline after each) and cut into non-overlapping windows of
     ``block_size + 1`` tokens, so every token is predicted once.
     """
-    from llmguide.data import SPLITS, load_reviews
-    from llmguide.evaluate import evaluate
-    from llmguide.lmdata import TokenWindows, encode_documents
-    from llmguide.model import GPT
-    from llmguide.runtime import get_device
-    from llmguide.tokenizer import load_tokenizer
-
-    folder = _check_folder(folder, (*MODEL_FILES, "tokenizer.json"))
-    _read_config(folder)
+    check_folder(folder, (*MODEL_FILES, TOKENIZER))
+    model, tokenizer, _ = load_folder(folder, kind="gpt-lm", device=get_device(device))
     texts = load_reviews(data).text.tolist() if data in SPLITS else read_texts(data)
-    model = GPT.from_pretrained(str(folder)).to(get_device(device))
-    stream = encode_documents(texts, load_tokenizer(folder))
+    stream = encode_documents(texts, tokenizer)
     T = model.config.block_size
     windows = TokenWindows(stream, min(T, len(stream) - 1), stride=min(T, len(stream) - 1))
     batches = (windows.get_batch(torch.arange(s, min(s + batch_size, len(windows))))
@@ -288,8 +247,8 @@ def evaluate_language_model(folder: str | Path, data: str = "test", batch_size: 
 
 def evaluate_command(args: argparse.Namespace) -> int:
     """``llmguide evaluate``: print (and optionally save) the report of a classifier or a language model."""
-    folder = _check_folder(args.model_dir, MODEL_FILES)
-    if (folder / LABELS_FILE).is_file():
+    folder = check_folder(args.model_dir, MODEL_FILES)
+    if read_meta(folder)["kind"] == "gpt-classifier":
         classifier = load_classifier(folder, device=args.device)
         texts, labels = _labelled_data(args.data, classifier.labels)
         report = evaluate_classifier(classifier, texts, labels, args.batch_size)

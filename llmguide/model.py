@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from llmguide.attention import KVCache, MultiHeadAttention
+from llmguide.folder import CONFIG, LABELS, WEIGHTS, ModelKind, load_folder, register_kind
 
 # Named sizes. `vocab_size` normally comes from the tokenizer: GPTConfig.from_preset("cpu", vocab_size=...).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -346,16 +347,9 @@ class GPT(nn.Module):
             llmguide.download.OfflineError: the weights are neither local nor cached and the hub is unreachable.
         """
         path = Path(name_or_path).expanduser()
-        if path.is_dir() and (path / "config.json").is_file():
-            meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
-            if "model" in meta:  # llmguide's own folder format
-                from safetensors.torch import load_file
-
-                model = cls(GPTConfig(**meta["model"]))
-                sd = load_file(path / "model.safetensors")
-                sd.setdefault("lm_head.weight", sd.get("transformer.wte.weight"))
-                model.load_state_dict(sd)
-                return model.eval()
+        if path.is_dir() and (path / CONFIG).is_file():
+            if "model" in json.loads((path / CONFIG).read_text(encoding="utf-8")):  # llmguide's own folder
+                return load_folder(path, kind="gpt-lm")[0]
         elif path.exists() or str(name_or_path).startswith((".", "/", "~")):
             raise FileNotFoundError(
                 f"{name_or_path!r} is not a model folder (no config.json there): pass a hub name like 'gpt2' "
@@ -434,3 +428,14 @@ class GPTClassifier(nn.Module):
         logits = self.score(h[torch.arange(B, device=idx.device), last])  # (B, n_classes)
         loss = None if labels is None else F.cross_entropy(logits.float(), labels)
         return logits, loss
+
+
+# The two kinds of model folder this module's models are saved as (see llmguide.folder).
+register_kind(ModelKind(
+    "gpt-lm", GPT, describe=lambda m: {"model": asdict(m.config)},
+    build=lambda meta: GPT(GPTConfig(**meta["model"]))))
+register_kind(ModelKind(
+    "gpt-classifier", GPTClassifier,
+    describe=lambda m: {"model": asdict(m.gpt.config), "task": "classification", "n_classes": m.n_classes},
+    build=lambda meta: GPTClassifier(GPT(GPTConfig(**meta["model"])), len(meta["labels"])),
+    files=(WEIGHTS, CONFIG, LABELS)))

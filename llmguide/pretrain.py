@@ -22,10 +22,18 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
+from llmguide.checkpoint import latest_checkpoint
+from llmguide.data import data_dir, load_shakespeare
+from llmguide.folder import CONFIG, HISTORY, TOKENIZER, load_folder, read_meta, save_folder
+from llmguide.lmdata import LMData, review_lm_data, review_texts, split_text, text_lm_data
 from llmguide.model import GPT, GPTConfig
-from llmguide.train import TrainConfig
+from llmguide.model import PRESETS as MODEL_PRESETS
+from llmguide.runtime import get_profile
+from llmguide.tokenizer import CharTokenizer, Tokenizer, load_tokenizer, train_bpe
+from llmguide.train import TrainConfig, setup_distributed, train
 
 CORPORA = ("reviews", "shakespeare")  # or a path to a UTF-8 text file
 TOKENIZERS = ("char", "bpe")
@@ -112,48 +120,36 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str
 
 
 # ---------------------------------------------------------------- corpus and tokenizer
-def _texts(corpus: str, val_fraction: float) -> tuple[list[str], list[str], str]:
-    """(training documents, validation documents, separator): reviews by their split, a text by position."""
-    from llmguide.lmdata import split_text
-
+def _corpus_text(corpus: str) -> str | None:
+    """The text of a text corpus ("shakespeare" or a file); None for the reviews, which come split already."""
     if corpus == "reviews":
-        from llmguide.data import load_reviews
-
-        reviews = load_reviews()
-        return (reviews.loc[reviews.split == "train", "text"].tolist(),
-                reviews.loc[reviews.split == "validation", "text"].tolist(), "\n")
+        return None
     if corpus == "shakespeare":
-        from llmguide.data import load_shakespeare
+        return load_shakespeare()
+    path = Path(corpus)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus {corpus!r} is neither one of {CORPORA} nor a text file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err.reason}): re-save it as UTF-8") from err
 
-        text = load_shakespeare()
-    else:
-        path = Path(corpus)
-        if not path.is_file():
-            raise FileNotFoundError(f"corpus {corpus!r} is neither one of {CORPORA} nor a text file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{path} is not UTF-8 text ({err.reason}): re-save it as UTF-8") from err
-    train_text, val_text = split_text(text, val_fraction)
-    return [train_text], [val_text], ""
+
+def _lm_data(corpus: str, text: str | None, tokenizer: Tokenizer, block_size: int, val_fraction: float) -> LMData:
+    """Training and validation windows: the reviews by their split, a text by position."""
+    if text is None:
+        return review_lm_data(tokenizer, block_size)
+    return text_lm_data(text, tokenizer, block_size, val_fraction, source=corpus)
 
 
 def build_tokenizer(kind: str, train_texts: list[str], min_freq: int = 1, bpe_vocab_size: int = 2000):
     """A character or BPE tokenizer fitted on the training text only (validation stays unseen)."""
-    from llmguide.tokenizer import CharTokenizer, train_bpe
-
     if kind == "char":
         return CharTokenizer.train(train_texts, min_freq=min_freq)
     if kind == "bpe":
         lines = [line for text in train_texts for line in text.splitlines() if line.strip()]
         return train_bpe(lines, vocab_size=bpe_vocab_size)
     raise ValueError(f"unknown tokenizer {kind!r}: use one of {TOKENIZERS}")
-
-
-def _load_tokenizer(folder: Path):
-    from llmguide.tokenizer import load_tokenizer
-
-    return load_tokenizer(folder / "tokenizer.json")
 
 
 # ---------------------------------------------------------------- the run
@@ -175,10 +171,6 @@ def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", preset: str |
     Returns:
         ``out_dir`` as a Path.
     """
-    from llmguide.lmdata import LMData, TokenWindows, encode_documents
-    from llmguide.runtime import get_profile
-    from llmguide.train import setup_distributed, train
-
     preset = preset or get_profile().name
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {PRESETS}")
@@ -190,23 +182,21 @@ def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", preset: str |
     out_dir = Path(out_dir)
     info = setup_distributed(train_over.get("device"))
 
-    train_texts, val_texts, sep = _texts(corpus, data_opts["val_fraction"])
-    if resume and (out_dir / "tokenizer.json").is_file():
-        tok = _load_tokenizer(out_dir)  # the ids must mean what they meant in the checkpoint
-    else:
-        fit_text = sep.join(train_texts) + sep  # exactly the training stream, separators included
+    text = _corpus_text(corpus)
+    if resume and (out_dir / TOKENIZER).is_file():
+        tok = load_tokenizer(out_dir)  # the ids must mean what they meant in the checkpoint
+    else:  # fitted on exactly the training stream, separators included
+        fit_text = review_texts("train") if text is None else split_text(text, data_opts["val_fraction"])[0]
         tok = build_tokenizer(tokenizer, [fit_text], data_opts["min_freq"], data_opts["bpe_vocab_size"])
     model_config = GPTConfig.from_preset(preset, **{**model_over, "vocab_size": tok.vocab_size})
     if resume and (ckpt := _latest_model_config(out_dir)) is not None:
         model_config = GPTConfig(**ckpt)
     train_config = TrainConfig(**{**TRAIN_PRESETS[preset], "keep_checkpoints": 1, **train_over,
                                   "progress": progress, "out_dir": str(out_dir)})
-    data = LMData(train=TokenWindows(encode_documents(train_texts, tok, sep), model_config.block_size),
-                  val=TokenWindows(encode_documents(val_texts, tok, sep), model_config.block_size),
-                  tokenizer=tok, source=corpus)
+    data = _lm_data(corpus, text, tok, model_config.block_size, data_opts["val_fraction"])
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        tok.save(out_dir / "tokenizer.json")
+        tok.save(out_dir)  # before training: a resumed run must find the tokenizer its checkpoints use
     torch.manual_seed(train_config.seed)
     model = GPT(model_config)
     history = train(model, data.train, data.val, train_config, resume=resume)
@@ -216,10 +206,8 @@ def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", preset: str |
 
 
 def _latest_model_config(out_dir: Path) -> dict | None:
-    from llmguide.checkpoint import latest_checkpoint
-
     path = latest_checkpoint(out_dir)
-    return None if path is None else json.loads((path / "config.json").read_text(encoding="utf-8"))["model"]
+    return None if path is None else json.loads((path / CONFIG).read_text(encoding="utf-8"))["model"]
 
 
 def _write_folder(out_dir: Path, model: GPT, train_config: TrainConfig, data, history, tokenizer_kind: str,
@@ -235,49 +223,28 @@ def _write_folder(out_dir: Path, model: GPT, train_config: TrainConfig, data, hi
     save_model_folder(out_dir, model, data.tokenizer, meta, history)
 
 
-def save_model_folder(folder: str | Path, model: GPT, tokenizer: Any, meta: Mapping[str, Any] | None = None,
-                      history: Any = None) -> Path:
-    """Write (or update) a language-model folder, each file atomically.
+def save_model_folder(folder: str | Path, model: GPT, tokenizer: Tokenizer, meta: Mapping[str, Any] | None = None,
+                      history: pd.DataFrame | None = None) -> Path:
+    """Write a language-model folder (:func:`llmguide.folder.save_folder`), with ``history.csv`` if given.
 
-    Layout: ``model.safetensors``, ``config.json`` (``{"model": asdict(model.config), **meta}``),
-    ``tokenizer.json`` and, if given, ``history.csv``. Other files in the folder (``checkpoints/``) stay.
+    Layout: ``model.safetensors``, ``config.json`` (``{"format_version", "kind": "gpt-lm", "model":
+    asdict(model.config), **meta}``), ``tokenizer.json`` and, if given, ``history.csv``. Other entries of the
+    folder (``checkpoints/``) stay.
 
-    Args:
-        folder: the model folder (created if needed).
-        model: a :class:`GPT`.
-        tokenizer: has ``save(path)`` (our character and BPE tokenizers).
-        meta: more JSON-able entries for config.json, e.g. ``{"train": asdict(train_config)}``.
-        history: the training history DataFrame.
     Returns:
         The folder.
     """
-    from llmguide.checkpoint import atomic_write, save_weights
-
-    folder = Path(folder)
-    config = {"model": asdict(model.config), **(meta or {})}
-    save_weights(model, folder / "model.safetensors")
-    atomic_write(folder / "tokenizer.json", tokenizer.save)
-    atomic_write(folder / "config.json", lambda p: p.write_text(
-        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"))
-    if history is not None:
-        atomic_write(folder / "history.csv", lambda p: history.to_csv(p, index=False))
-    return folder
+    files = {} if history is None else {HISTORY: lambda p: history.to_csv(p, index=False)}
+    return save_folder(folder, model, tokenizer, meta, files=files)
 
 
-def load_model_folder(folder: str | Path) -> tuple[GPT, Any, dict[str, Any]]:
-    """Read a folder written by :func:`save_model_folder` (or ``llmguide pretrain``).
+def load_model_folder(folder: str | Path) -> tuple[GPT, Tokenizer, dict[str, Any]]:
+    """Read a language-model folder (:func:`llmguide.folder.load_folder` with kind "gpt-lm").
 
     Returns:
         ``(model in eval mode, tokenizer, config dict)``.
     """
-    from llmguide.tokenizer import load_tokenizer
-
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a model folder (no config.json): write one with "
-                                "save_model_folder or `llmguide pretrain --out`")
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    return GPT.from_pretrained(str(folder)), load_tokenizer(folder / "tokenizer.json"), config
+    return load_folder(folder, kind="gpt-lm")
 
 
 # ---------------------------------------------------------------- the review language model the project ships
@@ -295,8 +262,6 @@ REVIEW_LM_SETTINGS: dict[str, Any] = dict(
 def review_lm_dir() -> Path:
     """``data/review-gpt``: the CPU-preset GPT pre-trained on the training reviews with
     :data:`REVIEW_LM_SETTINGS` (a model folder for :func:`load_model_folder` / ``GPT.from_pretrained``)."""
-    from llmguide.data import data_dir
-
     return data_dir() / "review-gpt"
 
 
@@ -331,8 +296,6 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 def _help(key: str) -> str:
     if key in DATA_OPTIONS:
         return f"{DATA_OPTIONS[key][2]} (default: {DATA_OPTIONS[key][1]})"
-    from llmguide.model import PRESETS as MODEL_PRESETS
-
     table = MODEL_PRESETS if key in {f.name for f in fields(GPTConfig)} else TRAIN_PRESETS
     if any(key in table[p] for p in PRESETS):
         default = ", ".join(f"{p} {table[p].get(key)}" for p in PRESETS)
@@ -348,14 +311,12 @@ def _type_name(kind: Any) -> str:
 
 def pretrain_command(args: argparse.Namespace) -> int:
     """Run :func:`run_pretrain` from parsed arguments; prints the results and where the model was saved."""
-    from llmguide.train import setup_distributed
-
     overrides = {k.removeprefix("set_"): v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
     try:
         folder = run_pretrain(args.corpus, args.tokenizer, args.preset, overrides, args.out, args.resume,
                               args.progress)
         if setup_distributed().is_main:
-            results = json.loads((folder / "config.json").read_text(encoding="utf-8"))["results"]
+            results = read_meta(folder)["results"]
             line = f"steps {results['steps']}, train loss {results['train_loss']:.3f}"
             if results.get("val_loss") is not None:
                 line += f", val loss {results['val_loss']:.3f} (perplexity {results['val_perplexity']:.1f})"

@@ -10,8 +10,8 @@ q with a float16 scale d and offset m, and w = d * q + m.
 ``transformers`` reads GGUF with the ``gguf`` package: it dequantises every tensor to float32 and
 converts the GGUF tokenizer to a ``tokenizers`` one, which takes tens of seconds. So the packaged copy
 is converted ONCE into an ordinary model folder (``model.safetensors``, ``config.json``,
-``tokenizer.json``, chat template) under the llmguide cache, written atomically (a temporary folder,
-then a rename), and every later load is a plain safetensors load of about a second.
+``tokenizer.json``, chat template) under the llmguide cache, written atomically
+(:func:`llmguide.atomic.atomic_dir`), and every later load is a plain safetensors load of about a second.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmguide import download as _dl
+from llmguide.atomic import atomic_dir
 from llmguide.data import package_dir
 from llmguide.download import OfflineError
 
@@ -148,23 +147,10 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, stamp: dict | None 
     model.hf_quantizer = None
     model.config.__dict__.pop("quantization_config", None)
     tokenizer.model_max_length = model.config.max_position_embeddings
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
-        with _quiet_transformers():
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+    with atomic_dir(out_dir) as tmp, _quiet_transformers():
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         (tmp / STAMP).write_text(json.dumps(stamp or {"gguf_file": gguf_path.name}, indent=1) + "\n")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary folder
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:  # another process finished the same conversion first: keep its folder
-            if _read_stamp(out_dir) is None:
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -10,6 +10,11 @@ import json
 import time
 from pathlib import Path
 
+from llmguide.classify import run_finetune
+from llmguide.data import load_reviews
+from llmguide.folder import read_meta
+from llmguide.inference import load_classifier
+from llmguide.pretrain import review_lm_dir, run_pretrain
 from llmguide.runtime import setup
 
 # CPU profile: short runs so the whole quickstart stays well under two minutes on a laptop CPU. Step 2's
@@ -36,8 +41,6 @@ def run_quickstart(out: str | Path = "runs/quickstart", profile: str | None = No
     Returns:
         The summary that is also written to ``out/summary.json``.
     """
-    from llmguide.data import load_reviews
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rt = setup(seed=0, profile=profile)
@@ -53,21 +56,15 @@ def run_quickstart(out: str | Path = "runs/quickstart", profile: str | None = No
           + f" ({time.perf_counter() - t0:.1f}s)")
 
     t0 = _step("2. pre-train a small GPT on the reviews (next-character prediction)")
-    from llmguide.pretrain import run_pretrain
-
     lm_dir = run_pretrain("reviews", "char", rt.profile.name, rt.profile.pick(cpu=QUICK_PRETRAIN, gpu={}),
                           out / "lm", progress=False)
-    lm = json.loads((lm_dir / "config.json").read_text(encoding="utf-8"))["results"]
+    lm = read_meta(lm_dir)["results"]
     summary["lm"] = {"folder": str(lm_dir), **lm}
     print(f"    {lm['steps']} steps: validation loss {lm['val_loss']:.3f} (perplexity {lm['val_perplexity']:.1f}) "
           f"-> {lm_dir} ({time.perf_counter() - t0:.1f}s)")
 
-    from llmguide.pretrain import review_lm_dir
-
     start = rt.profile.pick(cpu=review_lm_dir(), gpu=lm_dir)
     t0 = _step(f"3. fine-tune {start} into a sentiment classifier and evaluate on the held-out test set")
-    from llmguide.classify import run_finetune
-
     clf_dir, report = run_finetune(start, out / "classifier", rt.profile.name,
                                    overrides=rt.profile.pick(cpu=QUICK_FINETUNE, gpu=None))
     summary["classifier"] = {"folder": str(clf_dir), **report.to_dict()}
@@ -75,8 +72,6 @@ def run_quickstart(out: str | Path = "runs/quickstart", profile: str | None = No
     print(f"    -> {clf_dir} ({time.perf_counter() - t0:.1f}s)")
 
     t0 = _step("4. predict with the saved classifier")
-    from llmguide.inference import load_classifier
-
     predictions = load_classifier(clf_dir).predict(list(EXAMPLES))
     predictions.to_csv(out / "predictions.csv", index=False)
     for row in predictions.itertuples():

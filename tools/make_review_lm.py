@@ -12,9 +12,10 @@ import json
 import shutil
 from pathlib import Path
 
+from llmguide.folder import CONFIG, HISTORY, TOKENIZER, WEIGHTS, read_meta
 from llmguide.pretrain import make_review_lm, review_lm_dir
 
-FILES = ("model.safetensors", "config.json", "tokenizer.json", "history.csv")
+FILES = (WEIGHTS, CONFIG, TOKENIZER, HISTORY)  # the model folder without its checkpoints
 
 
 def main() -> None:
@@ -23,10 +24,10 @@ def main() -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copyfile(run / name, target / name)
-    results = json.loads((target / "config.json").read_text(encoding="utf-8"))["results"]
-    digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()
+    results = read_meta(target)["results"]
+    digest = hashlib.sha256((target / WEIGHTS).read_bytes()).hexdigest()
     print(f"wrote {target}: {json.dumps(results)}")
-    print(f"model.safetensors sha256 {digest}")
+    print(f"{WEIGHTS} sha256 {digest}")
 
 
 if __name__ == "__main__":
