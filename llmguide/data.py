@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from llmguide import download as _dl
-from llmguide.download import OfflineError
+from llmguide.download import OfflineError, from_hub
 
 REVIEW_LABELS = ("negative", "positive")  # label id -> name
 SPLITS = ("train", "validation", "test")
@@ -316,15 +316,9 @@ def load_hub_dataset(name: str, split: str | None = None, config: str | None = N
     except ImportError:
         raise ImportError("loading a hub dataset needs the `datasets` library: `pip install datasets`") from None
     hint = "offline: use a packaged corpus instead (load_reviews, load_animals, load_shakespeare)"
-    offline = _dl.offline_mode()  # then `datasets` itself only looks in its local cache, quickly
-    if not offline and not _dl.hub_online():  # fail now, not after the hub client's retries
-        raise OfflineError(f"cannot load hub dataset {name!r}: the Hugging Face hub is not reachable "
-                           f"(set HF_HUB_OFFLINE=1 to use a copy in the local datasets cache); {hint}")
-    try:
+
+    def load() -> Any:
         return datasets.load_dataset(name, config, split=split, **kwargs)
-    except Exception as err:
-        if not (offline or _dl.is_connection_error(err)):
-            raise  # e.g. a misspelt name or config, while online: the library's message says what is wrong
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        why = "offline mode is on and it is not in the local datasets cache" if offline else "no connection"
-        raise OfflineError(f"cannot load hub dataset {name!r}: {why} ({first}); {hint}") from None
+
+    # Under offline mode `datasets` itself reads only its local cache: that call is the cached attempt.
+    return from_hub(name, load, load if _dl.offline_mode() else None, hint)

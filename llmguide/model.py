@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from llmguide.attention import KVCache, MultiHeadAttention
+from llmguide.download import from_hub
 from llmguide.folder import CONFIG, LABELS, WEIGHTS, ModelKind, load_folder, register_kind
 
 # Named sizes. `vocab_size` normally comes from the tokenizer: GPTConfig.from_preset("cpu", vocab_size=...).
@@ -362,18 +363,9 @@ class GPT(nn.Module):
             "then GPT.from_pretrained('gpt2-local') works offline. Offline, a small packaged model loads with "
             "llmguide.pretrained.load_pretrained_lm()."
         )
-        try:  # the local Hugging Face cache first: instant, and works offline
-            hf_model = GPT2LMHeadModel.from_pretrained(str(name_or_path), local_files_only=True)
-        except OSError:
-            from llmguide.download import OfflineError, hub_online
-
-            if not hub_online():  # fail now rather than after the hub client's half minute of retries
-                raise OfflineError(f"cannot download {name_or_path!r}: the Hugging Face hub is not reachable "
-                              f"from here (offline?). {fix}") from None
-            try:
-                hf_model = GPT2LMHeadModel.from_pretrained(str(name_or_path))
-            except OSError as err:
-                raise OSError(f"could not load {name_or_path!r} from the Hugging Face hub: {err}. {fix}") from err
+        name = str(name_or_path)
+        hf_model = from_hub(name, lambda: GPT2LMHeadModel.from_pretrained(name),
+                            lambda: GPT2LMHeadModel.from_pretrained(name, local_files_only=True), fix)
         return cls.from_hf(hf_model).eval()
 
     def config_dict(self) -> dict[str, Any]:

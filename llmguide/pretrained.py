@@ -28,7 +28,7 @@ from typing import Any
 from llmguide import download as _dl
 from llmguide.atomic import atomic_dir
 from llmguide.data import package_dir
-from llmguide.download import OfflineError
+from llmguide.download import from_hub, quiet_transformers
 
 DEFAULT_LM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SOURCES = ("auto", "hub", "package")
@@ -138,7 +138,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, stamp: dict | None 
     kwargs = {}
     if hasattr(transformers, "GgufConfig"):  # ask for plain dense weights, never packed GGUF blocks
         kwargs["quantization_config"] = transformers.GgufConfig(dequantize=True)
-    with _quiet_transformers(), _parse_gguf_once():
+    with quiet_transformers(), _parse_gguf_once():
         model = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32, **kwargs
         )
@@ -147,7 +147,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, stamp: dict | None 
     model.hf_quantizer = None
     model.config.__dict__.pop("quantization_config", None)
     tokenizer.model_max_length = model.config.max_position_embeddings
-    with atomic_dir(out_dir) as tmp, _quiet_transformers():
+    with atomic_dir(out_dir) as tmp, quiet_transformers():
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / STAMP).write_text(json.dumps(stamp or {"gguf_file": gguf_path.name}, indent=1) + "\n")
@@ -213,7 +213,7 @@ def _load_folder(folder: Path) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _quiet_transformers():
+    with quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     return model.eval(), tokenizer
@@ -222,49 +222,14 @@ def _load_folder(folder: Path) -> tuple[Any, Any]:
 def _load_hub(name: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if _dl.offline_mode():
-        hint = f"; offline, use source='package' ({CARRIERS[name].install})" if name in CARRIERS else ""
-        raise OfflineError(f"cannot load {name!r} from the hub: offline mode is on{hint}")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(name)
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except Exception as err:
-        if not _dl.is_connection_error(err):  # e.g. a misspelt name: transformers' own message is clear
-            raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise OfflineError(f"cannot load {name!r} from the hub: {first}") from None
+    hint = f"offline, use source='package' ({CARRIERS[name].install})" if name in CARRIERS else ""
+
+    def load(local: bool) -> tuple[Any, Any]:
+        return (AutoModelForCausalLM.from_pretrained(name, local_files_only=local),
+                AutoTokenizer.from_pretrained(name, local_files_only=local))
+
+    model, tokenizer = from_hub(name, lambda: load(False), lambda: load(True), hint)
     return model.float().eval(), tokenizer
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """No progress bars or info warnings while loading (notebook outputs must be the same every run).
-
-    transformers' GGUF reader uses tqdm directly rather than its switchable wrapper, so that one is
-    silenced on the module, when the module has it.
-    """
-    import functools
-
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        import transformers.modeling_gguf_pytorch_utils as gguf_utils
-    except ImportError:
-        gguf_utils = None
-    original = getattr(gguf_utils, "tqdm", None)
-    if original is not None:
-        gguf_utils.tqdm = functools.partial(original, disable=True)
-    try:
-        yield
-    finally:
-        if original is not None:
-            gguf_utils.tqdm = original
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager

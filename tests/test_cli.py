@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 
 import pytest
 
+from llmguide.cli import build_parser
+
 LLMGUIDE = [shutil.which("llmguide") or "llmguide"] if shutil.which("llmguide") else [sys.executable, "-m", "llmguide.cli"]
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*LLMGUIDE, *args], capture_output=True, text=True, timeout=600)
+COMMANDS = ("quickstart", "pretrain", "finetune", "evaluate", "predict")
 
 
-def test_help_lists_the_commands():
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*LLMGUIDE, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **env})
+
+
+def test_help_lists_every_command(capsys):
     out = run("--help")
     assert out.returncode == 0
-    assert "quickstart" in out.stdout
+    commands = build_parser()._subparsers._group_actions[0].choices  # what the parser really has
+    assert set(COMMANDS) <= set(commands)
+    for name in commands:
+        assert name in out.stdout, f"`llmguide --help` does not list {name}"
+        with pytest.raises(SystemExit) as done:
+            build_parser().parse_args([name, "--help"])
+        assert done.value.code == 0 and capsys.readouterr().out.startswith(f"usage: llmguide {name}")
+
+
+def test_offline_hub_name_is_one_line_not_a_traceback(tmp_path):
+    out = run("finetune", "llmguide-tests/not-cached", "--out", str(tmp_path / "clf"), HF_HUB_OFFLINE="1")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "offline mode is on" in lines[0] and "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize("args", [("quickstart", "--profile", "huge"), ("no-such-command",), ()])

@@ -12,6 +12,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from llmguide import embeddings as emb
+from llmguide.download import OfflineError
 from llmguide.embeddings import (
     LearnedPositionalEmbedding,
     SentenceEncoder,
@@ -181,5 +182,5 @@ def test_load_errors(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model folder"):
         SentenceEncoder.load(tmp_path / "nothing-here")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ConnectionError, match="offline.*SentenceEncoder.load()"):
+    with pytest.raises(OfflineError, match=r"offline.*SentenceEncoder\.load\(\)"):
         SentenceEncoder.load("sentence-transformers/some-model-not-cached")

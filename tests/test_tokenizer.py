@@ -13,7 +13,7 @@ import tokenizers
 import torch
 
 from llmguide import download
-from llmguide import tokenizer as tk
+from llmguide.download import OfflineError
 from llmguide.tokenizer import (
     SPECIAL_TOKENS,
     BPETokenizer,
@@ -328,28 +328,31 @@ def test_pretrained_tokenizer_saved_to_a_folder_loads_back(wordpiece, tmp_path):
 def test_hub_name_offline_gives_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert not download.hub_online()
-    with pytest.raises(ConnectionError, match=r"'llmguide-tests/not-cached'.*offline.*local folder") as info:
+    with pytest.raises(OfflineError, match=r"'llmguide-tests/not-cached'.*offline.*local folder") as info:
         load_tokenizer("llmguide-tests/not-cached")  # a name no cache holds
-    assert isinstance(info.value, OSError) and info.value.__cause__ is None
+    assert "\n" not in str(info.value) and info.value.__cause__ is None
 
 
 def test_hub_loading_uses_the_cache_then_the_hub(monkeypatch):
     calls = []
 
-    class FakeLoader:
-        @staticmethod
-        def from_pretrained(name, local_files_only=False):
-            calls.append(local_files_only)
-            if local_files_only:
-                raise OSError("not cached")
-            return f"loaded {name}"
+    def from_pretrained(name, local_files_only=False):
+        calls.append(local_files_only)
+        if local_files_only:
+            raise OSError("not cached")
+        return f"loaded {name}"
 
+    def load(name):
+        return download.from_hub(name, lambda: from_pretrained(name), lambda: from_pretrained(name, True), "a hint")
+
+    for env in download.OFFLINE_ENV:
+        monkeypatch.delenv(env, raising=False)
     monkeypatch.setattr(download, "hub_online", lambda timeout=3.0: True)
-    assert tk.from_pretrained_offline_aware(FakeLoader, "org/model", "hint") == "loaded org/model"
+    assert load("org/model") == "loaded org/model"
     assert calls == [True, False], "tries the local cache first, then the hub"
     monkeypatch.setattr(download, "hub_online", lambda timeout=3.0: False)
-    with pytest.raises(ConnectionError, match="offline"):
-        tk.from_pretrained_offline_aware(FakeLoader, "org/model", "hint")
+    with pytest.raises(OfflineError, match="not reachable.*; a hint$"):
+        load("org/model")
 
 
 # ---------------------------------------------------------------------------------- bad input
