@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -81,3 +82,15 @@ def test_no_public_name_shadows_a_submodule():
         importlib.import_module(f"llmguide.{path.stem}")
         attr = getattr(llmguide, path.stem)
         assert inspect.ismodule(attr), f"llmguide.{path.stem} is {attr!r}, not the module: `import llmguide.{path.stem} as m` breaks"
+
+
+def test_the_passive_openmp_policy_is_only_set_inside_a_jupyter_kernel():
+    # Busy-waiting OpenMP threads starve a kernel's own threads, but make a plain script faster.
+    code = "import llmguide, os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "JPY_PARENT_PID")}
+    script = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    kernel = subprocess.run([sys.executable, "-c", code], env={**env, "JPY_PARENT_PID": "1"}, capture_output=True,
+                            text=True, check=True)
+    chosen = subprocess.run([sys.executable, "-c", code], env={**env, "JPY_PARENT_PID": "1",
+                            "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True, check=True)
+    assert (script.stdout.strip(), kernel.stdout.strip(), chosen.stdout.strip()) == ("None", "PASSIVE", "ACTIVE")
