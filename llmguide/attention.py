@@ -22,10 +22,13 @@ hs = C // nh (head size).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from llmguide.runtime import check_positive_int
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -117,24 +120,67 @@ def combine_masks(*masks: Tensor | None) -> Tensor | None:
     return out
 
 
+@dataclass(frozen=True)
+class AttentionMask:
+    """Which keys each query may see, built and checked once per forward pass and shared by every layer.
+
+    Build it with :func:`build_mask`; :class:`MultiHeadAttention` builds one itself when called alone.
+    """
+
+    mask: Tensor | None  # bool, True = may attend: (T, S), (B, 1, 1, S) or (B, 1, T, S); None = no mask tensor
+    causal_only: bool  # causal with no padding and no cache offset: the kernels' built-in causal mask is enough
+    dead: Tensor | None  # (B, 1, T, 1) True for a query that sees no key (left padding); None when there is none
+
+
+def build_mask(attention_mask: Tensor | None, T: int, S: int, causal: bool = True,
+               device: torch.device | str | None = None) -> AttentionMask:
+    """The mask of one forward pass: causal (the last T of S positions) AND padding, checked once.
+
+    Args:
+        attention_mask: (B, S) of 0/1 over ALL key positions, cached and new; None = no padding.
+        T: new (query) positions.
+        S: all key positions (cached + new).
+        causal: a language model's causal mask.
+        device: where to build it.
+    Returns:
+        An :class:`AttentionMask`.
+    """
+    pad = None
+    if attention_mask is not None:
+        if attention_mask.dim() != 2 or attention_mask.size(1) != S:
+            B = attention_mask.size(0) if attention_mask.dim() else "B"
+            raise ValueError(f"attention_mask must be (B, S) = ({B}, {S}) covering the {S - T} cached and {T} new "
+                             f"positions, got shape {tuple(attention_mask.shape)}")
+        pad = padding_mask(attention_mask)  # (B, 1, 1, S)
+    # One new query at the end of a causal sequence sees every key: no causal mask needed then.
+    causal_part = causal_mask(T, S, device=device) if causal and T > 1 else None
+    if pad is None:
+        # causal only: SDPA's is_causal flag when there is no cache offset, else the (T, S) mask (no dead rows)
+        return AttentionMask(None if causal_part is None or T == S else causal_part, causal_part is not None and T == S,
+                             None)
+    mask = combine_masks(causal_part, pad)  # (B, 1, 1, S) or (B, 1, T, S)
+    dead = ~mask.any(dim=-1, keepdim=True)  # (B, 1, T|1, 1)
+    return AttentionMask(mask, False, dead if bool(dead.any()) else None)
+
+
 class KVCache:
     """Keys and values of past positions for one attention layer, so generation computes each token once.
 
     Without a cache, producing token t+1 re-runs attention for all t previous tokens. With it, each step
-    projects only the new token(s) and appends their k, v here; the new queries attend to the whole cache.
+    projects only the new token(s) and writes their k, v here; the new queries attend to the whole cache.
+
+    One buffer of ``max_len`` positions is reserved at the first update (when B, nh and hs are known) and
+    written in place: ``torch.cat`` would copy the whole cache at every step (on CPU those copies were a
+    quarter of the decoding time). As in torchtune's ``KVCache``, it never grows: a GPT's learned positions
+    end at ``block_size`` anyway.
 
     Args:
-        max_len: positions to reserve up front (e.g. the model's ``block_size``). Appending then writes into
-            the reserved buffer instead of concatenating: ``torch.cat`` would copy the whole cache at every
-            step, and on CPU those copies were a quarter of the decoding time. None reserves what the first
-            call needs; the buffer doubles whenever it fills, so any length works.
+        max_len: positions to reserve (the model's ``block_size``).
     """
 
-    def __init__(self, max_len: int | None = None) -> None:
-        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
-            raise ValueError(f"max_len must be None or an int >= 1 (e.g. block_size), got {max_len!r}")
-        self.max_len = max_len
-        self._k: Tensor | None = None  # (B, nh, capacity, hs); positions past len(self) are unused
+    def __init__(self, max_len: int) -> None:
+        self.max_len = check_positive_int(max_len, "max_len", "an int >= 1 (e.g. block_size)")
+        self._k: Tensor | None = None  # (B, nh, max_len, hs); positions past len(self) are unused
         self._v: Tensor | None = None
         self._len = 0
 
@@ -155,16 +201,14 @@ class KVCache:
                              f"{tuple(k.shape)} and v {tuple(v.shape)}")
         B, nh, T, hs = k.shape
         if self._k is None:
-            capacity = max(T, self.max_len or T)
-            self._k = k.new_empty(B, nh, capacity, hs)
-            self._v = v.new_empty(B, nh, capacity, hs)
+            self._k = k.new_empty(B, nh, self.max_len, hs)
+            self._v = v.new_empty(B, nh, self.max_len, hs)
         elif (B, nh, hs) != (self._k.size(0), self._k.size(1), self._k.size(3)):
             raise ValueError(f"KVCache holds (B, nh, S, hs) = {tuple(self.k.shape)} but got new keys "
                              f"{tuple(k.shape)}: B, nh and hs must match; use a fresh cache per batch")
-        if self._len + T > self._k.size(2):  # full: double the buffer (amortised O(1) per position)
-            grow = max(self._len + T, 2 * self._k.size(2)) - self._k.size(2)
-            self._k = torch.cat([self._k, self._k.new_empty(B, nh, grow, hs)], dim=2)
-            self._v = torch.cat([self._v, self._v.new_empty(B, nh, grow, hs)], dim=2)
+        if self._len + T > self.max_len:
+            raise ValueError(f"KVCache is full: {self._len} cached + {T} new positions exceed max_len={self.max_len}"
+                             ": start a fresh cache on the last max_len tokens")
         self._k[:, :, self._len:self._len + T] = k
         self._v[:, :, self._len:self._len + T] = v
         self._len += T
@@ -205,7 +249,7 @@ class MultiHeadAttention(nn.Module):
         self.causal = causal
 
     def forward(self, x: Tensor, attention_mask: Tensor | None = None, kv_cache: KVCache | None = None,
-                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+                need_weights: bool = False, mask: AttentionMask | None = None) -> tuple[Tensor, Tensor | None]:
         """Self-attention over x, optionally continuing from a KV cache.
 
         Args:
@@ -213,6 +257,8 @@ class MultiHeadAttention(nn.Module):
             attention_mask: (B, S) of 0/1 over ALL key positions, cached and new (S = len(kv_cache) + T).
             kv_cache: a :class:`KVCache`, updated in place with this call's keys and values.
             need_weights: run the explicit path and return the attention weights.
+            mask: the forward pass's :class:`AttentionMask` (a model builds it once for all its layers);
+                when given, ``attention_mask`` is not read.
 
         Returns:
             (y (B, T, C), weights (B, nh, T, S) or None). The weights are the ones applied to V (so after
@@ -225,43 +271,36 @@ class MultiHeadAttention(nn.Module):
         hs = C // self.n_head
         # (B, T, 3C) -> (B, T, 3, nh, hs) -> 3 x (B, nh, T, hs): q, k, v of every head, in one reshuffle
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, hs).permute(2, 0, 3, 1, 4).unbind(0)
-        past = 0 if kv_cache is None else len(kv_cache)
+        if mask is None:
+            past = 0 if kv_cache is None else len(kv_cache)
+            if attention_mask is not None and attention_mask.size(0) != B:
+                raise ValueError(f"attention_mask must be (B, S) = ({B}, {past + T}) covering the {past} cached "
+                                 f"and {T} new positions, got shape {tuple(attention_mask.shape)}")
+            mask = build_mask(attention_mask, T, past + T, self.causal, x.device)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)  # (B, nh, S, hs)
-        S = k.size(2)
-
-        pad = None
-        if attention_mask is not None:
-            if tuple(attention_mask.shape) != (B, S):
-                raise ValueError(f"attention_mask must be (B, S) = ({B}, {S}) covering the {past} cached and "
-                                 f"{T} new positions, got shape {tuple(attention_mask.shape)}")
-            pad = padding_mask(attention_mask)  # (B, 1, 1, S)
-        # One new query at the end of a causal sequence sees every key: no causal mask needed then.
-        causal = causal_mask(T, S, device=x.device) if self.causal and T > 1 else None
-        mask = combine_masks(causal, pad)  # None, (T, S), (B, 1, 1, S) or (B, 1, T, S)
 
         if need_weights:
-            y, weights = attention(q, k, v, mask)
+            y, weights = attention(q, k, v, mask.mask if mask.mask is not None or not mask.causal_only
+                                   else causal_mask(T, device=x.device))
             if self.training and self.dropout > 0:
                 weights = self.attn_dropout(weights)
                 y = weights @ v
         else:
-            y, weights = self._fast(q, k, v, mask, causal_only=pad is None and causal is not None), None
+            y, weights = self._fast(q, k, v, mask), None
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
         return self.resid_dropout(self.c_proj(y)), weights
 
-    def _fast(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal_only: bool) -> Tensor:
+    def _fast(self, q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask) -> Tensor:
         p = self.dropout if self.training else 0.0
-        if mask is None:
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        if causal_only and q.size(2) == k.size(2):
-            # no cache offset: the kernels' built-in causal mask, no mask tensor in memory
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        if mask.mask is None:  # no mask tensor: everything visible, or the kernels' built-in causal mask
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=mask.causal_only)
+        if mask.dead is None:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.mask, dropout_p=p)
         # Some kernels return NaN (and NaN gradients) for a row with no visible key. Let such rows see
         # everything (so they stay finite), then zero their outputs, as the explicit path does.
-        dead = ~mask.any(dim=-1, keepdim=True)  # (..., T, 1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | dead, dropout_p=p)
-        return y.masked_fill(dead, 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.mask | mask.dead, dropout_p=p)
+        return y.masked_fill(mask.dead, 0.0)
 
 
 def _check_heads(n_embd: int, n_head: int) -> None:

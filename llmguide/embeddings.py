@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llmguide.download import from_hub, quiet_transformers
+from llmguide.runtime import check_positive_int
 from llmguide.tokenizer import check_text
 
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -68,8 +69,7 @@ def sinusoidal_positions(T: int, d: int, base: float = 10000.0) -> Tensor:
     Returns:
         (T, d) float32 tensor.
     """
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"T (number of positions) must be an int >= 1, got {T!r}")
+    check_positive_int(T, "T (number of positions)")
     if not isinstance(d, int) or d < 2 or d % 2:
         raise ValueError(f"d (embedding size) must be an even int >= 2, got {d!r}")
     pos = torch.arange(T, dtype=torch.float64).unsqueeze(1)  # (T, 1)
@@ -221,8 +221,7 @@ class SentenceEncoder:
         if not texts:
             raise ValueError("texts is empty: there is nothing to encode")
         texts = [check_text(t, what=f"texts[{i}]") for i, t in enumerate(texts)]
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        check_positive_int(batch_size, "batch_size")
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = torch.empty(len(texts), self.dim)
         for start in range(0, len(texts), batch_size):

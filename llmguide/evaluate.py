@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llmguide.runtime import eval_mode
+
 TASKS = ("classification", "language_model")
 
 
@@ -179,17 +181,13 @@ def collect_logits(model: nn.Module, batches: Iterable[Mapping[str, Tensor]],
     ``model(**batch)`` and its first output is the logits (B, K). The model's train/eval mode is restored.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     logits, labels = [], []
-    try:
+    with eval_mode(model):
         for batch in batches:
             batch = _to_device(batch, device)
             out, _ = model(**batch)  # (B, K)
             logits.append(out.float().cpu())
             labels.append(batch["labels"].cpu())
-    finally:
-        model.train(was_training)
     if not logits:
         raise ValueError("nothing to evaluate: the batches are empty")
     return torch.cat(logits), torch.cat(labels)
@@ -236,10 +234,6 @@ def evaluate(model: nn.Module, batches: Iterable[Mapping[str, Tensor]], labels: 
         probs = logits.softmax(-1)  # (N, K)
         return classification_report(y.numpy(), logits.argmax(-1).numpy(), labels, probs=probs)
     if "targets" in first:
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             return language_model_report(*_language_model_nll(model, batches, device))
-        finally:
-            model.train(was_training)
     raise ValueError(f"a batch must hold 'labels' (classifier) or 'targets' (language model), got {sorted(first)}")

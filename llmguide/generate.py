@@ -19,22 +19,36 @@ Shapes: B batch, T prompt length, V vocab size.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from llmguide.model import GPT
+from llmguide.runtime import check_positive_int, eval_mode
 
 
-def _check_args(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
-    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+@dataclass(frozen=True)
+class Sampling:
+    """How to choose each next token (the decoding strategy), checked once."""
+
+    temperature: float = 1.0  # 0 = greedy (argmax); otherwise logits are divided by it before the softmax
+    top_k: int | None = None  # sample among the k likeliest tokens only
+    top_p: float | None = None  # nucleus: among the smallest set of tokens with probability >= top_p
+    eos_id: int | None = None  # end of text: a row that produced it keeps emitting it; all rows done = stop
+    seed: int | None = None  # seeds the sampling, so the same seed gives the same text (None: global RNG)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.temperature, (int, float)) or isinstance(self.temperature, bool) or self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+        if self.top_k is not None:
+            check_positive_int(self.top_k, "top_k", "None or an int >= 1")
+        if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be None or in (0, 1], got {self.top_p!r}")
+
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        """A generator seeded with ``seed`` on ``device`` (None without a seed)."""
+        return None if self.seed is None else torch.Generator(device=device).manual_seed(self.seed)
 
 
 def _as_batch(model: GPT, ids: Tensor | list[int], attention_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -104,6 +118,7 @@ def generate(
     seed: int | None = None,
     attention_mask: Tensor | None = None,
     use_cache: bool = True,
+    sampling: Sampling | None = None,
 ) -> Tensor:
     """Continue prompts token by token.
 
@@ -111,14 +126,11 @@ def generate(
         model: a :class:`GPT` (put in eval mode for the call; its mode is restored afterwards).
         ids: the prompt, (T,) or (B, T) token ids; rows of different lengths are left-padded.
         max_new_tokens: how many tokens to add (fewer if every row has produced ``eos_id``).
-        temperature: 0 = greedy; otherwise the sampling temperature.
-        top_k: sample among the k likeliest tokens only.
-        top_p: nucleus sampling: among the smallest set of tokens with probability >= top_p.
-        eos_id: end-of-text token: a row that produced it keeps emitting it; generation stops early once
-            every row has.
-        seed: seeds the sampling, so the same seed gives the same text (None: PyTorch's global RNG).
+        temperature, top_k, top_p, eos_id, seed: the fields of :class:`Sampling` (ignored when ``sampling``
+            is given).
         attention_mask: (B, T) 1 = token, 0 = left padding.
         use_cache: keep each layer's keys and values (fast); False recomputes the whole window each step.
+        sampling: the decoding settings as one object.
     Returns:
         The prompt followed by the new tokens: (T + n,) or (B, T + n) with n <= max_new_tokens.
 
@@ -127,7 +139,9 @@ def generate(
     embeddings are baked into the cached keys, the cache cannot slide, so from then on each step recomputes
     the cropped window — the same tokens as without a cache.
     """
-    _check_args(max_new_tokens, temperature, top_k, top_p)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    sampling = sampling or Sampling(temperature, top_k, top_p, eos_id, seed)
     squeeze = torch.as_tensor(ids).dim() == 1
     ids, mask = _as_batch(model, ids, attention_mask)
     block = model.config.block_size
@@ -136,45 +150,40 @@ def generate(
         warnings.warn(f"prompt of {ids.size(1)} tokens is longer than block_size={block}: keeping its last "
                       f"{block} tokens", stacklevel=3)
         ids, mask = ids[:, -block:], None if mask is None else mask[:, -block:]
-    generator = None if seed is None else torch.Generator(device=ids.device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
-        new = _decode(model, ids, mask, max_new_tokens, temperature, top_k, top_p, eos_id, generator, use_cache)
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        new = _decode(model, ids, mask, max_new_tokens, sampling, use_cache)
     out = torch.cat([prompt, new], dim=1)  # (B, T + n)
     return out[0] if squeeze else out
 
 
-def _decode(model: GPT, ids: Tensor, mask: Tensor | None, max_new_tokens: int, temperature: float,
-            top_k: int | None, top_p: float | None, eos_id: int | None, generator: torch.Generator | None,
+def _decode(model: GPT, ids: Tensor, mask: Tensor | None, max_new_tokens: int, sampling: Sampling,
             use_cache: bool) -> Tensor:
     block = model.config.block_size
-    B = ids.size(0)
+    B, T = ids.shape
+    generator = sampling.generator(ids.device)
     caches = model.new_kv_caches() if use_cache else None
     todo = ids  # tokens the cache has not seen yet
-    out = torch.empty(B, max_new_tokens, dtype=torch.long, device=ids.device)
+    tokens = torch.cat([ids, ids.new_empty(B, max_new_tokens)], dim=1)  # (B, T + max_new): prompt, then new ones
+    if mask is not None:  # every new token is real: the whole mask is known up front, each step takes a view
+        mask = torch.cat([mask, mask.new_ones(B, max_new_tokens)], dim=1)  # (B, T + max_new)
     done = torch.zeros(B, dtype=torch.bool, device=ids.device)
-    ones = torch.ones(B, 1, dtype=torch.long, device=ids.device)
     n = 0
     for n in range(1, max_new_tokens + 1):
+        end = T + n - 1  # tokens so far
+        step_mask = None if mask is None else mask[:, :end]
         if caches is not None and len(caches[0]) + todo.size(1) > block:
             caches = None  # the window is full: recompute on the last `block` tokens from now on
         if caches is None:
-            window = torch.cat([ids, out[:, :n - 1]], dim=1)[:, -block:]  # (B, <= block)
-            h = model.hidden_states(window, None if mask is None else mask[:, -block:])
+            start = max(0, end - block)
+            logits, _ = model(tokens[:, start:end], attention_mask=None if mask is None else step_mask[:, start:])
         else:
-            h = model.hidden_states(todo, mask, kv_caches=caches)
-        logits = model.lm_head(h[:, -1])  # (B, V): only the last position's logits are needed
-        nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
-        if eos_id is not None:
-            nxt = nxt.masked_fill(done, eos_id)  # finished rows keep emitting eos
-            done |= nxt == eos_id
-        out[:, n - 1] = nxt
-        todo = nxt.unsqueeze(1)  # (B, 1)
-        if mask is not None:
-            mask = torch.cat([mask, ones], dim=1)
-        if eos_id is not None and bool(done.all()):
+            logits, _ = model(todo, attention_mask=step_mask, kv_caches=caches)  # (B, 1, V): the last position
+        nxt = sample_next(logits[:, -1], sampling.temperature, sampling.top_k, sampling.top_p, generator)  # (B,)
+        if sampling.eos_id is not None:
+            nxt = nxt.masked_fill(done, sampling.eos_id)  # finished rows keep emitting eos
+            done |= nxt == sampling.eos_id
+        tokens[:, end] = nxt
+        todo = tokens[:, end:end + 1]  # (B, 1)
+        if sampling.eos_id is not None and bool(done.all()):
             break
-    return out[:, :n]
+    return tokens[:, T:T + n]

@@ -23,9 +23,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from llmguide.attention import KVCache, MultiHeadAttention
+from llmguide.attention import AttentionMask, KVCache, MultiHeadAttention, build_mask
 from llmguide.download import from_hub
 from llmguide.folder import CONFIG, LABELS, WEIGHTS, ModelKind, load_folder, register_kind
+from llmguide.runtime import check_positive_int
 
 # Named sizes. `vocab_size` normally comes from the tokenizer: GPTConfig.from_preset("cpu", vocab_size=...).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -52,9 +53,7 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), f"GPTConfig.{name}", "a positive int")
         if self.n_embd % self.n_head != 0:
             raise ValueError(
                 f"GPTConfig.n_embd={self.n_embd} must be divisible by n_head={self.n_head}: "
@@ -109,9 +108,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, attention_mask: Tensor | None = None, kv_cache: KVCache | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: AttentionMask, kv_cache: KVCache | None = None) -> Tensor:
         # The residual stream x is only ever added to, so gradients flow straight from the loss to every layer.
-        x = x + self.attn(self.ln_1(x), attention_mask=attention_mask, kv_cache=kv_cache)[0]
+        x = x + self.attn(self.ln_1(x), kv_cache=kv_cache, mask=mask)[0]
         return x + self.mlp(self.ln_2(x))  # (B, T, C)
 
 
@@ -217,10 +216,9 @@ class GPT(nn.Module):
             else:
                 position_ids = torch.arange(past, past + T, device=idx.device).unsqueeze(0)  # (1, T)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(position_ids))  # (B, T, C)
-        if attention_mask is not None:
-            attention_mask = attention_mask.bool()  # converted once here rather than checked in every layer
+        mask = build_mask(attention_mask, T, past + T, causal=True, device=idx.device)  # once, for every layer
         for i, block in enumerate(self.transformer.h):
-            x = block(x, attention_mask, kv_caches[i] if kv_caches is not None else None)
+            x = block(x, mask, kv_caches[i] if kv_caches is not None else None)
         return self.transformer.ln_f(x)  # (B, T, C)
 
     def forward(
@@ -230,8 +228,13 @@ class GPT(nn.Module):
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
         kv_caches: list[KVCache] | None = None,
+        all_logits: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        """Next-token logits, and the loss when targets are given.
+        """Next-token logits, and the loss when targets are given: the one way to get logits from a GPT.
+
+        As in nanoGPT, without targets only the last position's logits are computed (what generation
+        needs): the (C x V) head is the largest matrix of a small model, and running it on every position
+        would be most of the work of a decoding step.
 
         Args:
             idx: (B, T) token ids.
@@ -240,10 +243,14 @@ class GPT(nn.Module):
             position_ids: (B, T) or (1, T); default: counted from ``attention_mask`` (left padding starts at
                 0), else ``past .. past + T - 1``.
             kv_caches: one :class:`KVCache` per layer, updated in place (for generation).
+            all_logits: return every position's logits even without targets (e.g. to score a text).
         Returns:
-            logits (B, T, V) and the mean cross-entropy loss (a scalar) or None.
+            logits (B, T, V) with targets or ``all_logits``, else (B, 1, V); and the mean cross-entropy loss
+            (a scalar) or None.
         """
-        x = self.hidden_states(idx, attention_mask, position_ids, kv_caches)
+        x = self.hidden_states(idx, attention_mask, position_ids, kv_caches)  # (B, T, C)
+        if targets is None and not all_logits:
+            return self.lm_head(x[:, -1:]), None  # (B, 1, V)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
         if targets is not None:
@@ -391,8 +398,7 @@ class GPTClassifier(nn.Module):
 
     def __init__(self, gpt: GPT, n_classes: int) -> None:
         super().__init__()
-        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
-            raise ValueError(f"n_classes must be a positive int, got {n_classes!r}")
+        check_positive_int(n_classes, "n_classes", "a positive int")
         self.gpt = gpt
         self.n_classes = n_classes
         self.score = nn.Linear(gpt.config.n_embd, n_classes, bias=False)  # as HF: no bias

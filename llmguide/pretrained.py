@@ -29,6 +29,7 @@ from llmguide import download as _dl
 from llmguide.atomic import atomic_dir
 from llmguide.data import package_dir
 from llmguide.download import from_hub, quiet_transformers
+from llmguide.runtime import check_positive_int
 
 DEFAULT_LM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SOURCES = ("auto", "hub", "package")
@@ -169,8 +170,7 @@ def chat_generate(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int =
 
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"prompt must be a non-empty string, got {prompt!r}")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    check_positive_int(max_new_tokens, "max_new_tokens", "a positive int")
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "user", "content": prompt}]
         enc = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from llmguide.runtime import check_positive_int
+
 
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
@@ -77,8 +79,7 @@ def best_time(fn: Callable[[], object], repeats: int = 3, device: torch.device |
     Returns:
         The fastest time, in seconds.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    check_positive_int(repeats, "repeats")
     device = torch.device(device) if device is not None else None
     sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
     best = float("inf")

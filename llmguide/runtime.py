@@ -12,10 +12,11 @@ import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 PROFILES = ("cpu", "gpu")
 T = TypeVar("T")
@@ -86,6 +87,25 @@ def deterministic(seed: int = 0) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+
+
+def check_positive_int(value: Any, name: str, what: str = "an int >= 1") -> int:
+    """``value`` if it is an int >= 1 (not a bool), else a ValueError naming ``name`` and the value."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block the model is in eval mode (no dropout); its train/eval mode is restored after,
+    also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @dataclass(frozen=True)

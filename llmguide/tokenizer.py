@@ -34,6 +34,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trai
 from tokenizers import Tokenizer as HFBackend
 
 from llmguide.download import from_hub, quiet_transformers
+from llmguide.runtime import check_positive_int
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0, 1, 2, 3 in both of our tokenizers
 PAD, UNK, BOS, EOS = SPECIAL_TOKENS
@@ -185,8 +186,7 @@ class CharTokenizer(_SpecialIds):
             the tokenizer; its characters are sorted by code point, so the ids do not depend on order.
         """
         texts = check_texts(texts)
-        if not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        check_positive_int(min_freq, "min_freq")
         counts = Counter(c for text in texts for c in text)
         return cls(sorted(c for c, n in counts.items() if n >= min_freq))
 
@@ -309,8 +309,7 @@ class BPETokenizer(_SpecialIds):
         if not isinstance(vocab_size, int) or vocab_size < n_base:
             raise ValueError(f"vocab_size must be an int >= {n_base} (256 bytes + 4 special tokens), "
                              f"got {vocab_size!r}")
-        if not isinstance(min_frequency, int) or min_frequency < 1:
-            raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
+        check_positive_int(min_frequency, "min_frequency")
         backend = HFBackend(models.BPE(unk_token=UNK))
         # GPT-2's pre-tokenizer: split at spaces and punctuation (merges never cross a word boundary),
         # then map bytes to printable characters. No normalizer, so no text is ever changed.

@@ -119,7 +119,7 @@ def test_fast_path_equals_explicit_path(tiny, case, device):
         mha.causal = False
     cache_fast = cache_slow = None
     if case == "cache offset":
-        cache_fast, cache_slow = KVCache(), KVCache()
+        cache_fast, cache_slow = KVCache(8), KVCache(8)
         prefix = torch.randn(2, 3, tiny["n_embd"], device=device)
         mha(prefix, kv_cache=cache_fast)
         mha(prefix, kv_cache=cache_slow)
@@ -145,7 +145,7 @@ def test_kv_cache_equals_full_recompute(tiny, need_weights, chunks, padded):
     if padded:
         am[0, :2] = 0  # left padding, as in batched generation
     full, _ = mha(x, attention_mask=am if padded else None)
-    cache, outs, start = KVCache(), [], 0
+    cache, outs, start = KVCache(T), [], 0
     for n in chunks:
         y, _ = mha(x[:, start:start + n], attention_mask=am[:, :start + n] if padded else None,
                    kv_cache=cache, need_weights=need_weights)
@@ -238,7 +238,7 @@ def test_dropout_only_in_training(tiny):
 
 
 def test_kv_cache_update_and_len():
-    cache = KVCache()
+    cache = KVCache(8)
     assert len(cache) == 0 and cache.k is None
     k, v = torch.randn(2, 4, 3, 8), torch.randn(2, 4, 3, 8)
     cache.update(k, v)
@@ -246,20 +246,22 @@ def test_kv_cache_update_and_len():
     assert len(cache) == 4 and torch.equal(k_all[:, :, 3], k[:, :, 0]) and torch.equal(v_all[:, :, :3], v)
 
 
-def test_kv_cache_reserves_then_grows_past_max_len():
-    # Appends write into a buffer reserved up front (no copy of the whole cache per token); past max_len the
-    # buffer grows, so the contents are the same as concatenating everything.
-    cache = KVCache(max_len=4)
+def test_kv_cache_is_one_preallocated_buffer():
+    # Appends write into the buffer reserved at the first update (no copy of the whole cache per token); it
+    # never grows, and one position too many is an error that says what to do.
+    cache = KVCache(max_len=7)
     ks, vs = torch.randn(2, 3, 7, 5), torch.randn(2, 3, 7, 5)
     cache.update(ks[:, :, :3], vs[:, :, :3])
     buffer = cache._k
-    assert buffer.size(2) == 4
+    assert buffer.shape == (2, 3, 7, 5)
     cache.update(ks[:, :, 3:4], vs[:, :, 3:4])
-    assert cache._k is buffer  # the 4th position went into the reserved buffer
-    k_all, v_all = cache.update(ks[:, :, 4:], vs[:, :, 4:])  # 7 > 4: grows
+    k_all, v_all = cache.update(ks[:, :, 4:], vs[:, :, 4:])
+    assert cache._k is buffer  # every position went into the reserved buffer
     assert len(cache) == 7 and torch.equal(k_all, ks) and torch.equal(v_all, vs)
     assert repr(cache) == "KVCache(len=7, k_shape=(2, 3, 7, 5))"
-    with pytest.raises(ValueError, match="max_len must be None or an int >= 1"):
+    with pytest.raises(ValueError, match="KVCache is full: 7 cached \\+ 1 new positions exceed max_len=7"):
+        cache.update(ks[:, :, :1], vs[:, :, :1])
+    with pytest.raises(ValueError, match="max_len must be an int >= 1"):
         KVCache(max_len=0)
 
 
@@ -287,7 +289,7 @@ def test_mismatched_shapes():
     mha = MultiHeadAttention(32, 4)
     with pytest.raises(ValueError, match=r"C = n_embd = 32.*\(2, 5, 16\)"):
         mha(torch.randn(2, 5, 16))
-    cache = KVCache()
+    cache = KVCache(16)
     cache.update(k, v)
     with pytest.raises(ValueError, match="B, nh and hs must match"):
         cache.update(k[:1], v[:1])
@@ -304,7 +306,7 @@ def test_mask_of_the_wrong_shape():
     mha = MultiHeadAttention(32, 4)
     with pytest.raises(ValueError, match=r"attention_mask must be \(B, S\) = \(2, 5\)"):
         mha(torch.randn(2, 5, 32), attention_mask=torch.ones(2, 4))
-    cache = KVCache()
+    cache = KVCache(8)
     mha(torch.randn(2, 3, 32), kv_cache=cache)
     with pytest.raises(ValueError, match=r"\(2, 5\) covering the 3 cached and 2 new"):
         mha(torch.randn(2, 2, 32), attention_mask=torch.ones(2, 2), kv_cache=cache)

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from llmguide.generate import generate, sample_next
+from llmguide.generate import Sampling, generate, sample_next
 from llmguide.model import GPT, GPTConfig
 
 
@@ -159,3 +159,11 @@ def test_bad_prompts(model):
     ids = torch.tensor([[1, 2, 3], [4, 5, 0]])
     with pytest.raises(ValueError, match="LEFT"):
         generate(model, ids, 3, attention_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]))
+
+
+def test_sampling_settings_as_one_object_give_the_same_tokens(model):
+    ids = torch.tensor([[5, 6, 7]])
+    assert torch.equal(generate(model, ids, 6, sampling=Sampling(temperature=0.8, top_k=5, seed=3)),
+                       generate(model, ids, 6, temperature=0.8, top_k=5, seed=3))
+    with pytest.raises(ValueError, match="top_k must be None or an int >= 1, got True"):
+        Sampling(top_k=True)

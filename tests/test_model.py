@@ -93,6 +93,16 @@ def test_forward_shapes_and_initial_loss(tiny, seed):
     assert model(idx)[1] is None
 
 
+def test_without_targets_only_the_last_position_gets_logits(tiny, seed):
+    # nanoGPT's contract: generation needs the last position only; all_logits=True asks for every position.
+    model = GPT(GPTConfig(**tiny)).eval()
+    idx = torch.randint(0, tiny["vocab_size"], (3, 10))
+    last, loss = model(idx)
+    every, _ = model(idx, all_logits=True)
+    assert last.shape == (3, 1, tiny["vocab_size"]) and every.shape == (3, 10, tiny["vocab_size"]) and loss is None
+    torch.testing.assert_close(last, every[:, -1:], atol=1e-6, rtol=0)
+
+
 def test_ignored_targets_leave_the_loss_of_the_rest(tiny, seed):
     model = GPT(GPTConfig(**tiny)).eval()
     idx = torch.randint(0, tiny["vocab_size"], (2, 8))
@@ -137,7 +147,7 @@ def test_causal_later_tokens_do_not_change_earlier_logits(tiny, seed):
     idx = torch.randint(0, tiny["vocab_size"], (2, 12))
     changed = idx.clone()
     changed[:, 7:] = (changed[:, 7:] + 1) % tiny["vocab_size"]
-    a, b = model(idx)[0], model(changed)[0]
+    a, b = model(idx, all_logits=True)[0], model(changed, all_logits=True)[0]
     torch.testing.assert_close(a[:, :7], b[:, :7])
     assert not torch.allclose(a[:, 7:], b[:, 7:])
 
@@ -145,12 +155,12 @@ def test_causal_later_tokens_do_not_change_earlier_logits(tiny, seed):
 def test_kv_cache_forward_equals_full_forward(tiny, seed):
     model = GPT(GPTConfig(**tiny)).eval()
     idx, mask = padded_batch(tiny["vocab_size"], [10, 6, 3], 10, "left")
-    full = model(idx, attention_mask=mask)[0]
+    full = model(idx, attention_mask=mask, all_logits=True)[0]
     caches = model.new_kv_caches()
     assert all(isinstance(c, KVCache) for c in caches)
-    parts = [model(idx[:, :4], attention_mask=mask[:, :4], kv_caches=caches)[0]]
+    parts = [model(idx[:, :4], attention_mask=mask[:, :4], kv_caches=caches, all_logits=True)[0]]
     for t in range(4, 10):  # then one token at a time
-        parts.append(model(idx[:, t:t + 1], attention_mask=mask[:, :t + 1], kv_caches=caches)[0])
+        parts.append(model(idx[:, t:t + 1], attention_mask=mask[:, :t + 1], kv_caches=caches, all_logits=True)[0])
     stepwise = torch.cat(parts, dim=1)
     real = mask.bool()
     torch.testing.assert_close(stepwise[real], full[real], atol=ATOL, rtol=0)
@@ -159,8 +169,8 @@ def test_kv_cache_forward_equals_full_forward(tiny, seed):
 def test_left_padding_gives_the_unpadded_logits(tiny, seed):
     model = GPT(GPTConfig(**tiny)).eval()
     idx, mask = padded_batch(tiny["vocab_size"], [12, 5], 12, "left")
-    alone = model(idx[1:, -5:])[0]
-    torch.testing.assert_close(model(idx, attention_mask=mask)[0][1:, -5:], alone, atol=ATOL, rtol=0)
+    alone = model(idx[1:, -5:], all_logits=True)[0]
+    torch.testing.assert_close(model(idx, attention_mask=mask, all_logits=True)[0][1:, -5:], alone, atol=ATOL, rtol=0)
     pos = positions_from_mask(mask, 12)
     assert pos[1].tolist() == [0] * 8 + [1, 2, 3, 4]
 
@@ -190,7 +200,7 @@ def test_from_hf_logits_equal(tiny, attn):
     assert not ours.training and ours.lm_head.weight is ours.transformer.wte.weight
     idx = torch.randint(0, tiny["vocab_size"], (3, tiny["block_size"]))
     with torch.no_grad():
-        assert max_diff(ours(idx)[0], hf(idx).logits) < ATOL
+        assert max_diff(ours(idx, all_logits=True)[0], hf(idx).logits) < ATOL
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
@@ -208,9 +218,9 @@ def test_parity_with_padding_both_directions(tiny, seed, attn, side):
     pos = positions_from_mask(mask, 16)
     real = mask.bool()
     with torch.no_grad():
-        a = ours(idx, attention_mask=mask)[0]
+        a = ours(idx, attention_mask=mask, all_logits=True)[0]
         b = hf(idx, attention_mask=mask, position_ids=pos).logits
-        c = back(idx, attention_mask=mask)[0]
+        c = back(idx, attention_mask=mask, all_logits=True)[0]
     assert max_diff(a[real], b[real]) < ATOL
     assert max_diff(c[real], b[real]) < ATOL
 
@@ -232,7 +242,7 @@ def test_export_keeps_mode_dropout_and_bias_free_models(tiny, seed):
     ours.eval(), hf.eval()
     idx = torch.randint(0, tiny["vocab_size"], (2, 9))
     with torch.no_grad():  # GPT-2 always has biases: exported as zeros, the same function
-        assert max_diff(ours(idx)[0], hf(idx).logits) < ATOL
+        assert max_diff(ours(idx, all_logits=True)[0], hf(idx).logits) < ATOL
 
 
 def test_from_hf_rejects_other_architectures(tiny):
@@ -267,7 +277,7 @@ def test_from_pretrained_local_hf_folder(tiny, tmp_path):
     ours = GPT.from_pretrained(str(tmp_path))
     idx = torch.randint(0, tiny["vocab_size"], (1, 8))
     with torch.no_grad():
-        assert max_diff(ours(idx)[0], hf(idx).logits) < ATOL
+        assert max_diff(ours(idx, all_logits=True)[0], hf(idx).logits) < ATOL
 
 
 def test_from_pretrained_llmguide_folder(tiny, seed, tmp_path):
@@ -279,7 +289,7 @@ def test_from_pretrained_llmguide_folder(tiny, seed, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model": model.config_dict()}))
     loaded = GPT.from_pretrained(str(tmp_path))
     idx = torch.randint(0, tiny["vocab_size"], (1, 8))
-    torch.testing.assert_close(loaded(idx)[0], model(idx)[0], atol=0, rtol=0)
+    torch.testing.assert_close(loaded(idx, all_logits=True)[0], model(idx, all_logits=True)[0], atol=0, rtol=0)
 
 
 def test_from_pretrained_offline_names_the_fix(monkeypatch, tmp_path):
