@@ -34,7 +34,7 @@ from llmguide.data import REVIEW_LABELS, load_reviews
 from llmguide.pretrain import REVIEW_LM_SETTINGS, run_pretrain
 from llmguide.runtime import setup
 
-# Pre-training settings on top of run_pretrain's presets: on CPU the recipe of the shipped data/review-gpt.
+# Pre-training settings on top of the profile's (llmguide.profiles.PRETRAIN_SETTINGS): on CPU the recipe of the shipped data/review-gpt.
 PRETRAIN = {"cpu": REVIEW_LM_SETTINGS, "gpu": {}}
 
 
@@ -74,7 +74,7 @@ def main() -> None:
             pretrain_s = float(pd.read_csv(history).elapsed_s.iloc[-1])
     else:
         t0 = time.perf_counter()
-        pretrained = run_pretrain("reviews", "char", preset=profile, overrides=PRETRAIN[profile], out_dir=out / "lm",
+        pretrained = run_pretrain("reviews", "char", profile=profile, overrides=PRETRAIN[profile], out_dir=out / "lm",
                                   progress=False)
         pretrain_s = time.perf_counter() - t0
         print(f"pre-training: {pretrain_s:.0f} s", flush=True)

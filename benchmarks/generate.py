@@ -5,7 +5,7 @@ All three run greedy decoding on the same random GPT (the CPU preset by default;
 table shows medians over the rounds and the ratios. The outputs are checked to be the same tokens.
 
     python benchmarks/generate.py                      # CPU preset, batch 1 and 8, 256 new tokens
-    python benchmarks/generate.py --preset gpu --device cuda --rounds 5
+    python benchmarks/generate.py --profile gpu --device cuda --rounds 5
 
 ``block_size`` is raised to prompt + new tokens: with learned positions neither model can go past it
 (llmguide would switch to recomputing the window, HF would fail).
@@ -42,7 +42,8 @@ def timed(fn, device: torch.device) -> tuple[float, torch.Tensor]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--profile", "--preset", dest="preset", default="cpu",
+                    help="model sizes: cpu, gpu or gpt2 (llmguide.profiles.MODEL_SIZES)")
     ap.add_argument("--vocab", type=int, default=4096, help="a character-level Chinese vocabulary is ~4-5k")
     ap.add_argument("--prompt", type=int, default=16, help="prompt length in tokens")
     ap.add_argument("--new", type=int, default=256, help="new tokens per row")

@@ -15,7 +15,7 @@ Peak memory is that of one training step above the weights already in memory
 asked for, by default both profiles' presets ("cpu" and "gpu") side by side.
 
     python benchmarks/train_step.py                        # both presets, on the CPU
-    python benchmarks/train_step.py --preset cpu           # only the CPU preset
+    python benchmarks/train_step.py --profile cpu           # only the CPU preset
     python benchmarks/train_step.py --device cuda --batch 64 --amp bf16
 """
 
@@ -86,7 +86,8 @@ def make_steps(ours: GPT, hf: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", nargs="+", default=["cpu", "gpu"], help="model presets (default: cpu gpu)")
+    ap.add_argument("--profile", "--preset", dest="preset", nargs="+", default=["cpu", "gpu"],
+                    help="model sizes (llmguide.profiles.MODEL_SIZES; default: cpu gpu)")
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5, help="steps per timed block")

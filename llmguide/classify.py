@@ -43,6 +43,7 @@ from llmguide.folder import (
     save_folder,
 )
 from llmguide.model import GPT, GPTClassifier
+from llmguide.profiles import FINETUNE_SETTINGS
 from llmguide.runtime import get_profile
 from llmguide.tokenizer import Tokenizer, load_tokenizer
 from llmguide.train import TrainConfig, train
@@ -53,6 +54,7 @@ HUB_MODEL = "uer/gpt2-chinese-cluecorpussmall"
 PADDING_SIDES = ("right", "left")
 TRAINABLE = ("all", "head")
 LABELS_FILE = LABELS  # the old name
+FINETUNE_PRESETS = FINETUNE_SETTINGS  # the old name
 
 
 def pad_id(tokenizer: Any) -> int:
@@ -328,16 +330,6 @@ def save_classifier(classifier: GPTClassifier, tokenizer: Tokenizer, label_names
 
 # ---------------------------------------------------------------- the whole recipe, and its command
 
-# Fine-tuning settings per profile: a smaller learning rate than pre-training (the body already knows
-# the language; large steps would wash that out) and a short run.
-FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
-    # 100 steps of 32 (a quarter of the training reviews): ~35 s on two CPU cores. 150 steps add ~1 point to
-    # both GPTs and 20 s to each run (measured with data/review-gpt: 0.782 / 0.842 vs 0.768 / 0.831).
-    "cpu": dict(learning_rate=1e-3, min_lr=1e-4, warmup_steps=10, batch_size=32, max_steps=100, weight_decay=0.01,
-                eval_interval=25, eval_steps=10),
-    "gpu": dict(learning_rate=3e-4, min_lr=3e-5, warmup_steps=50, batch_size=64, max_steps=1000, weight_decay=0.01,
-                eval_interval=100, eval_steps=28),
-}
 
 
 def read_labelled_csv(path: str | Path) -> pd.DataFrame:
@@ -421,7 +413,7 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
             or a Hugging Face GPT-2 name (online).
         out_dir: the classifier folder to write (model, config, tokenizer, labels.json, plus
             ``history.csv`` and ``report.json``).
-        profile: "cpu" or "gpu" settings (:data:`FINETUNE_PRESETS`); None: the runtime profile.
+        profile: "cpu" or "gpu" settings (:data:`llmguide.profiles.FINETUNE_SETTINGS`); None: the runtime profile.
         train_file, val_file, test_file: CSV files with ``text`` and ``label``; None: the review corpus.
         trainable: "all" or "head".
         overrides: TrainConfig fields, e.g. ``{"max_steps": 50}``.
@@ -451,7 +443,7 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
             keep = torch.linspace(0, len(data["train"]) - 1, min(max_train, len(data["train"]))).round().long()
             data["train"] = data["train"].subset(keep.tolist())
     labels = data["train"].label_names
-    config = TrainConfig(**{**FINETUNE_PRESETS[profile], "seed": seed, **dict(overrides or {}), "progress": progress})
+    config = TrainConfig(**{**FINETUNE_SETTINGS[profile], "seed": seed, **dict(overrides or {}), "progress": progress})
     classifier = classifier_from_pretrained(body, len(labels), trainable, seed)
     history = finetune(classifier, data["train"], data["validation"], config, trainable)
     split = "test" if "test" in data else "validation"

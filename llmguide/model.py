@@ -26,17 +26,11 @@ from torch import Tensor
 from llmguide.attention import AttentionMask, KVCache, MultiHeadAttention, build_mask
 from llmguide.download import from_hub
 from llmguide.folder import CONFIG, LABELS, WEIGHTS, ModelKind, load_folder, register_kind
+from llmguide.profiles import MODEL_SIZES
 from llmguide.runtime import check_positive_int
 
-# Named sizes. `vocab_size` normally comes from the tokenizer: GPTConfig.from_preset("cpu", vocab_size=...).
-PRESETS: dict[str, dict[str, Any]] = {
-    # Trains in about a minute on two CPU cores (character-level text, ~0.8M parameters + embeddings).
-    "cpu": dict(block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
-    # nanoGPT's shakespeare-char model: minutes on one GPU (~10.7M parameters + embeddings).
-    "gpu": dict(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
-    # The shape of the smallest released GPT-2 ("124M").
-    "gpt2": dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768, dropout=0.0),
-}
+PRESETS = MODEL_SIZES  # the old name of the table of model sizes
+
 
 
 @dataclass
@@ -66,10 +60,11 @@ class GPTConfig:
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> GPTConfig:
-        """A config from a named preset ("cpu", "gpu", "gpt2"), with any field overridden.
+        """A config from a named size ("cpu", "gpu", "gpt2"; :data:`llmguide.profiles.MODEL_SIZES`), with any
+        field overridden.
 
         Args:
-            name: a key of ``PRESETS``.
+            name: a key of ``MODEL_SIZES``.
             **overrides: GPTConfig fields, e.g. ``vocab_size=tokenizer.vocab_size``.
         Returns:
             The config.

@@ -30,28 +30,20 @@ from llmguide.data import data_dir, load_shakespeare
 from llmguide.folder import CONFIG, HISTORY, TOKENIZER, load_folder, read_meta, save_folder
 from llmguide.lmdata import LMData, review_lm_data, review_texts, split_text, text_lm_data
 from llmguide.model import GPT, GPTConfig
-from llmguide.model import PRESETS as MODEL_PRESETS
+from llmguide.profiles import MODEL_SIZES, PRETRAIN_SETTINGS, PROFILES, REVIEW_LM_SETTINGS
 from llmguide.runtime import get_profile
 from llmguide.tokenizer import CharTokenizer, Tokenizer, load_tokenizer, train_bpe
 from llmguide.train import TrainConfig, setup_distributed, train
 
 CORPORA = ("reviews", "shakespeare")  # or a path to a UTF-8 text file
 TOKENIZERS = ("char", "bpe")
-PRESETS = ("cpu", "gpu")
+TRAIN_PRESETS = PRETRAIN_SETTINGS  # the old name
 ALIASES = {"lr": "learning_rate", "steps": "max_steps", "epochs": "max_epochs"}
 # Options of the data, beside TrainConfig's and GPTConfig's fields: (type, default, help).
 DATA_OPTIONS: dict[str, tuple[type, Any, str]] = {
     "min_freq": (int, 1, "char tokenizer: characters seen fewer times become <unk>"),
     "bpe_vocab_size": (int, 2000, "bpe tokenizer: vocabulary size"),
     "val_fraction": (float, 0.1, "text corpora: share of the text, from the end, kept for validation"),
-}
-# Training settings per preset. "gpu" is nanoGPT's shakespeare-char recipe (batch 64 x 256 tokens).
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    # Small batches, many steps: at a fixed CPU budget more updates beat bigger batches (notebook 04).
-    "cpu": dict(learning_rate=3e-3, min_lr=3e-4, warmup_steps=30, batch_size=8, max_steps=1000, beta2=0.99,
-                eval_interval=200, eval_steps=20, weight_decay=0.1),
-    "gpu": dict(learning_rate=1e-3, min_lr=1e-4, warmup_steps=100, batch_size=64, max_steps=5000, beta2=0.99,
-                eval_interval=250, eval_steps=200, weight_decay=0.1),
 }
 
 
@@ -153,27 +145,29 @@ def build_tokenizer(kind: str, train_texts: list[str], min_freq: int = 1, bpe_vo
 
 
 # ---------------------------------------------------------------- the run
-def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", preset: str | None = None,
+def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", profile: str | None = None,
                  overrides: Mapping[str, Any] | Sequence[str] | None = None, out_dir: str | Path = "runs/lm",
-                 resume: bool = False, progress: bool = True) -> Path:
+                 resume: bool = False, progress: bool = True, *, preset: str | None = None) -> Path:
     """Pre-train a GPT on ``corpus`` and write the model folder ``out_dir``.
 
     Args:
         corpus: "reviews" (the Chinese reviews, split by their ``split`` column), "shakespeare", or a path
             to a UTF-8 text file (split 90/10 by position).
         tokenizer: "char" or "bpe", fitted on the training text.
-        preset: "cpu" or "gpu" sizes for the model (:data:`llmguide.model.PRESETS`) and the training
-            (:data:`TRAIN_PRESETS`); None: the runtime profile ($LLMGUIDE_PROFILE, else gpu with CUDA).
+        profile: "cpu" or "gpu": the model's sizes and the training settings
+            (:data:`llmguide.profiles.MODEL_SIZES`, :data:`~llmguide.profiles.PRETRAIN_SETTINGS`); None: the
+            runtime profile ($LLMGUIDE_PROFILE, else gpu with CUDA).
         overrides: settings from :func:`parse_overrides` (strings are converted), e.g. ``{"max_steps": "100"}``.
         out_dir: the model folder; checkpoints go to ``out_dir/checkpoints``.
         resume: continue from the newest checkpoint in ``out_dir`` (its tokenizer and model sizes are reused).
         progress: show a progress bar.
+        preset: the old name of ``profile`` (deprecated).
     Returns:
         ``out_dir`` as a Path.
     """
-    preset = preset or get_profile().name
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: use one of {PRESETS}")
+    profile = profile or preset or get_profile().name
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: use one of {PROFILES}")
     settings = parse_overrides(overrides)
     data_opts = {k: settings.pop(k, default) for k, (_, default, _) in DATA_OPTIONS.items()}
     model_keys = {f.name for f in fields(GPTConfig)}
@@ -188,10 +182,10 @@ def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", preset: str |
     else:  # fitted on exactly the training stream, separators included
         fit_text = review_texts("train") if text is None else split_text(text, data_opts["val_fraction"])[0]
         tok = build_tokenizer(tokenizer, [fit_text], data_opts["min_freq"], data_opts["bpe_vocab_size"])
-    model_config = GPTConfig.from_preset(preset, **{**model_over, "vocab_size": tok.vocab_size})
+    model_config = GPTConfig.from_preset(profile, **{**model_over, "vocab_size": tok.vocab_size})
     if resume and (ckpt := _latest_model_config(out_dir)) is not None:
         model_config = GPTConfig(**ckpt)
-    train_config = TrainConfig(**{**TRAIN_PRESETS[preset], "keep_checkpoints": 1, **train_over,
+    train_config = TrainConfig(**{**PRETRAIN_SETTINGS[profile], "keep_checkpoints": 1, **train_over,
                                   "progress": progress, "out_dir": str(out_dir)})
     data = _lm_data(corpus, text, tok, model_config.block_size, data_opts["val_fraction"])
     if info.is_main:
@@ -248,19 +242,10 @@ def load_model_folder(folder: str | Path) -> tuple[GPT, Tokenizer, dict[str, Any
 
 
 # ---------------------------------------------------------------- the review language model the project ships
-# Pre-training that transfers to a task takes several passes over the 1.0 M characters of training reviews:
-# ~15 min on two CPU cores, more than a notebook may take. The project runs it once with these settings
-# (``python tools/make_review_lm.py``) and ships the folder as ``data/review-gpt`` (card: data/README.md).
-# Notebook 05 fine-tunes it in the CPU profile; the GPU profile pre-trains its own in the notebook.
-REVIEW_LM_SETTINGS: dict[str, Any] = dict(
-    max_steps=2400, batch_size=16, learning_rate=3e-3, min_lr=3e-4, warmup_steps=50,
-    min_freq=5,  # characters seen < 5 times (0.3 % of the text) share <unk>: a 2,909-token head, not 4,423
-    eval_interval=400, eval_steps=40, keep_checkpoints=1,
-)
 
 
 def review_lm_dir() -> Path:
-    """``data/review-gpt``: the CPU-preset GPT pre-trained on the training reviews with
+    """``data/review-gpt``: the CPU-profile GPT pre-trained on the training reviews with
     :data:`REVIEW_LM_SETTINGS` (a model folder for :func:`load_model_folder` / ``GPT.from_pretrained``)."""
     return data_dir() / "review-gpt"
 
@@ -276,13 +261,14 @@ def make_review_lm(out_dir: str | Path = "runs/review-gpt", progress: bool = Tru
 
 # ---------------------------------------------------------------- command line
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``llmguide pretrain``'s options to ``parser``: corpus, tokenizer, preset, out, resume, and one
+    """Add ``llmguide pretrain``'s options to ``parser``: corpus, tokenizer, profile, out, resume, and one
     ``--key=value`` option per setting (see :func:`parse_overrides`)."""
     parser.add_argument("--corpus", default="reviews",
                         help="reviews, shakespeare, or a path to a UTF-8 text file (default: %(default)s)")
     parser.add_argument("--tokenizer", choices=TOKENIZERS, default="char", help="(default: %(default)s)")
-    parser.add_argument("--preset", choices=PRESETS, default=None,
-                        help="model and training sizes (default: $LLMGUIDE_PROFILE, else gpu with CUDA, else cpu)")
+    parser.add_argument("--profile", "--preset", dest="profile", choices=PROFILES, default=None,
+                        help="model and training sizes (default: $LLMGUIDE_PROFILE, else gpu with CUDA, else cpu); "
+                             "--preset is its old name")
     parser.add_argument("--out", default="runs/lm", help="the model folder to write (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
@@ -296,9 +282,9 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 def _help(key: str) -> str:
     if key in DATA_OPTIONS:
         return f"{DATA_OPTIONS[key][2]} (default: {DATA_OPTIONS[key][1]})"
-    table = MODEL_PRESETS if key in {f.name for f in fields(GPTConfig)} else TRAIN_PRESETS
-    if any(key in table[p] for p in PRESETS):
-        default = ", ".join(f"{p} {table[p].get(key)}" for p in PRESETS)
+    table = MODEL_SIZES if key in {f.name for f in fields(GPTConfig)} else PRETRAIN_SETTINGS
+    if any(key in table[p] for p in PROFILES):
+        default = ", ".join(f"{p} {table[p].get(key)}" for p in PROFILES)
     else:
         default = next(f.default for f in fields(TrainConfig) + fields(GPTConfig) if f.name == key)
     return f"(default: {default})"
@@ -313,7 +299,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
     """Run :func:`run_pretrain` from parsed arguments; prints the results and where the model was saved."""
     overrides = {k.removeprefix("set_"): v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
     try:
-        folder = run_pretrain(args.corpus, args.tokenizer, args.preset, overrides, args.out, args.resume,
+        folder = run_pretrain(args.corpus, args.tokenizer, args.profile, overrides, args.out, args.resume,
                               args.progress)
         if setup_distributed().is_main:
             results = read_meta(folder)["results"]

@@ -3,6 +3,7 @@
 One switch picks the *profile*: small sizes that run in a minute or two on two CPU cores ("cpu", the
 default without a GPU and in CI) or larger sizes that give real results on a GPU ("gpu"). The switch is
 the ``LLMGUIDE_PROFILE`` environment variable, or the ``profile=`` argument of :func:`setup`, which wins.
+What each profile means, size by size, is in :mod:`llmguide.profiles`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-PROFILES = ("cpu", "gpu")
+from llmguide.profiles import PROFILES
+
 T = TypeVar("T")
 
 

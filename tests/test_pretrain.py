@@ -79,7 +79,8 @@ def test_resume_continues_the_run_exactly(corpus, tmp_path):
 
 def test_bpe_tokenizer_and_the_command_line(corpus, tmp_path, capsys):
     parser = add_pretrain_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--corpus", str(corpus), "--tokenizer", "bpe", "--preset", "cpu", "--out",
+    assert parser.parse_args(["--preset", "gpu"]).profile == "gpu"  # the old name of --profile still works
+    args = parser.parse_args(["--corpus", str(corpus), "--tokenizer", "bpe", "--profile", "cpu", "--out",
                               str(tmp_path / "cli"), "--no-progress", "--max_steps=3", "--lr=1e-3",
                               "--bpe_vocab_size=300", *[f"--{k}={v}" for k, v in TINY.items()]])
     assert pretrain_command(args) == 0
@@ -93,7 +94,7 @@ def test_bpe_tokenizer_and_the_command_line(corpus, tmp_path, capsys):
 def test_bad_arguments_fail_with_one_line(tmp_path, capsys):
     assert main(["--corpus", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 2
     assert "neither one of ('reviews', 'shakespeare') nor a text file" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown preset 'tpu'"):
+    with pytest.raises(ValueError, match="unknown profile 'tpu'"):
         run_pretrain("reviews", "char", "tpu", None, tmp_path / "y")
     with pytest.raises(ValueError, match="unknown setting"):
         run_pretrain("reviews", "char", "cpu", ["nlayer=2"], tmp_path / "z")
