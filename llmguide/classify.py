@@ -44,7 +44,7 @@ from llmguide.folder import (
 )
 from llmguide.model import GPT, GPTClassifier
 from llmguide.profiles import FINETUNE_SETTINGS
-from llmguide.runtime import get_profile
+from llmguide.runtime import evenly_spaced, get_profile
 from llmguide.tokenizer import Tokenizer, load_tokenizer
 from llmguide.train import TrainConfig, train
 
@@ -57,7 +57,7 @@ LABELS_FILE = LABELS  # the old name
 FINETUNE_PRESETS = FINETUNE_SETTINGS  # the old name
 
 
-def pad_id(tokenizer: Any) -> int:
+def pad_id(tokenizer: Tokenizer) -> int:
     """The tokenizer's pad id, else 0: the value never matters, the attention mask hides padding."""
     for name in ("pad_id", "pad_token_id"):
         value = getattr(tokenizer, name, None)
@@ -84,7 +84,7 @@ def label_ids(labels: Sequence[Any], label_names: Sequence[str]) -> list[int]:
     return ids
 
 
-def encode_texts(texts: Sequence[str], tokenizer: Any, block_size: int, end_id: int | None = None,
+def encode_texts(texts: Sequence[str], tokenizer: Tokenizer, block_size: int, end_id: int | None = None,
                  warn: bool = True) -> tuple[list[Tensor], list[bool]]:
     """Encode texts, keeping the first tokens of longer ones, and flag the cut ones.
 
@@ -134,7 +134,7 @@ class ClassificationDataset(torch.utils.data.Dataset):
             ``n_truncated``).
     """
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[Any], tokenizer: Any, label_names: Sequence[str],
+    def __init__(self, texts: Sequence[str], labels: Sequence[Any], tokenizer: Tokenizer, label_names: Sequence[str],
                  block_size: int, end_id: int | None = None, warn: bool = True):
         texts, labels = list(texts), list(labels)
         if len(texts) == 0:
@@ -169,7 +169,7 @@ class ClassificationDataset(torch.utils.data.Dataset):
         return out
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, tokenizer: Any, label_names: Sequence[str], block_size: int,
+    def from_frame(cls, df: pd.DataFrame, tokenizer: Tokenizer, label_names: Sequence[str], block_size: int,
                    label_column: str = "label", end_id: int | None = None,
                    warn: bool = True) -> ClassificationDataset:
         """Build from a DataFrame with a ``text`` column and a label column (names or ids)."""
@@ -234,7 +234,7 @@ def iter_batches(dataset: ClassificationDataset, batch_size: int = 64) -> Iterat
         yield dataset.get_batch(range(start, min(start + batch_size, len(dataset))))
 
 
-def review_datasets(tokenizer: Any, block_size: int, max_train: int | None = None, end_id: int | None = None,
+def review_datasets(tokenizer: Tokenizer, block_size: int, max_train: int | None = None, end_id: int | None = None,
                     warn: bool = True) -> dict[str, ClassificationDataset]:
     """The sentiment datasets of the review corpus: "train", "validation", "test" (the test split held out).
 
@@ -252,7 +252,7 @@ def review_datasets(tokenizer: Any, block_size: int, max_train: int | None = Non
     for split in ("train", "validation", "test"):
         df = reviews[reviews.split == split]
         if split == "train" and max_train is not None and max_train < len(df):
-            df = df.iloc[torch.linspace(0, len(df) - 1, max_train).round().long().numpy()]
+            df = df.iloc[evenly_spaced(len(df), max_train).numpy()]
         out[split] = ClassificationDataset.from_frame(df, tokenizer, REVIEW_LABELS, block_size, end_id=end_id,
                                                       warn=warn)
     return out
@@ -348,7 +348,7 @@ def read_labelled_csv(path: str | Path) -> pd.DataFrame:
 
 
 def file_datasets(train_file: str | Path, val_file: str | Path | None, test_file: str | Path | None,
-                  tokenizer: Any, block_size: int, label_names: Sequence[str] | None = None,
+                  tokenizer: Tokenizer, block_size: int, label_names: Sequence[str] | None = None,
                   end_id: int | None = None, warn: bool = True) -> dict[str, ClassificationDataset]:
     """Datasets from CSV files with ``text`` and ``label`` (class name) columns.
 
@@ -384,7 +384,7 @@ def _load_body_and_tokenizer(pretrained: str | Path) -> tuple[Any, Any]:
     return GPT.from_pretrained(str(pretrained)), load_tokenizer(str(pretrained))  # hub name (needs internet)
 
 
-def end_token_id(tokenizer: Any) -> int | None:
+def end_token_id(tokenizer: Tokenizer) -> int | None:
     """The id to append to each text for classification: the newline that ends every document in our
     pre-training stream (when it is one known token), else the tokenizer's end-of-sequence id, else None.
 
@@ -440,8 +440,7 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
     else:
         data = file_datasets(train_file, val_file, test_file, tokenizer, block, end_id=end_id, warn=False)
         if max_train is not None:
-            keep = torch.linspace(0, len(data["train"]) - 1, min(max_train, len(data["train"]))).round().long()
-            data["train"] = data["train"].subset(keep.tolist())
+            data["train"] = data["train"].subset(evenly_spaced(len(data["train"]), max_train).tolist())
     labels = data["train"].label_names
     config = TrainConfig(**{**FINETUNE_SETTINGS[profile], "seed": seed, **dict(overrides or {}), "progress": progress})
     classifier = classifier_from_pretrained(body, len(labels), trainable, seed)

@@ -10,12 +10,21 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from llmguide import __version__
+from llmguide.classify import add_finetune_arguments, finetune_command
+from llmguide.inference import (
+    add_evaluate_arguments,
+    add_predict_arguments,
+    evaluate_command,
+    predict_command,
+)
+from llmguide.pretrain import add_pretrain_arguments, pretrain_command
+from llmguide.quickstart import run_quickstart
+
 Command = Callable[[argparse.Namespace], int]
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from llmguide.quickstart import run_quickstart
-
     run_quickstart(out=args.out, profile=args.profile)
     return 0
 
@@ -33,8 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llmguide",
         description="A hands-on, tested guide to how large language models work.",
     )
-    from llmguide import __version__
-
     parser.add_argument("--version", action="version", version=f"llmguide {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -46,15 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(func=_quickstart)
 
     # Each stage's module owns its options and its command function; the CLI only collects them.
-    from llmguide.classify import add_finetune_arguments, finetune_command
-    from llmguide.inference import (
-        add_evaluate_arguments,
-        add_predict_arguments,
-        evaluate_command,
-        predict_command,
-    )
-    from llmguide.pretrain import add_pretrain_arguments, pretrain_command
-
     stages = (
         ("pretrain", "pre-train a GPT language model and save a model folder", add_pretrain_arguments, pretrain_command),
         ("finetune", "fine-tune a pre-trained model folder into a text classifier", add_finetune_arguments,

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llmguide.download import from_hub, quiet_transformers
-from llmguide.runtime import check_positive_int
+from llmguide.runtime import check_positive_int, get_device
 from llmguide.tokenizer import check_text
 
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -157,8 +157,6 @@ class SentenceEncoder:
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, max_length: int = 256, device: str | None = None):
-        from llmguide.runtime import get_device
-
         self.device = get_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmguide.runtime import eval_mode
+from llmguide.runtime import eval_mode, to_device
 
 TASKS = ("classification", "language_model")
 
@@ -168,10 +168,6 @@ def language_model_report(nll_sum: float, n_tokens: int) -> EvalReport:
     return EvalReport(task="language_model", n=int(n_tokens), loss=float(loss), perplexity=float(math.exp(loss)))
 
 
-def _to_device(batch: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
-    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
-
-
 @torch.no_grad()
 def collect_logits(model: nn.Module, batches: Iterable[Mapping[str, Tensor]],
                    device: str | torch.device | None = None) -> tuple[Tensor, Tensor]:
@@ -184,7 +180,7 @@ def collect_logits(model: nn.Module, batches: Iterable[Mapping[str, Tensor]],
     logits, labels = [], []
     with eval_mode(model):
         for batch in batches:
-            batch = _to_device(batch, device)
+            batch = to_device(batch, device)
             out, _ = model(**batch)  # (B, K)
             logits.append(out.float().cpu())
             labels.append(batch["labels"].cpu())
@@ -198,7 +194,7 @@ def _language_model_nll(model: nn.Module, batches: Iterable[Mapping[str, Tensor]
                         device: torch.device) -> tuple[float, int]:
     nll, count = 0.0, 0
     for batch in batches:
-        batch = _to_device(batch, device)
+        batch = to_device(batch, device)
         logits, _ = model(**batch)  # (B, T, V)
         targets = batch["targets"]  # (B, T), -100 = not predicted
         # Sum (not mean) per batch, so batches with different numbers of tokens weigh correctly.

@@ -23,18 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from llmguide.data import load_reviews
+from llmguide.tokenizer import Tokenizer
+
 SEPARATOR = "\n"  # between documents; the model learns that a review ends with a newline
-
-
-class Encoder(Protocol):
-    vocab_size: int
-
-    def encode(self, text: str) -> list[int]: ...
 
 
 class TokenWindows(torch.utils.data.Dataset):
@@ -80,7 +77,7 @@ class TokenWindows(torch.utils.data.Dataset):
         return len(self.tokens)
 
 
-def encode_documents(texts: Sequence[str], tokenizer: Encoder, separator: str = SEPARATOR) -> Tensor:
+def encode_documents(texts: Sequence[str], tokenizer: Tokenizer, separator: str = SEPARATOR) -> Tensor:
     """One stream of token ids: the documents joined by ``separator``, which also ends the last one.
 
     Args:
@@ -112,7 +109,7 @@ class LMData:
 
     train: TokenWindows
     val: TokenWindows
-    tokenizer: Any
+    tokenizer: Tokenizer
     source: str  # where the text came from, for config.json
 
     def summary(self) -> dict[str, Any]:
@@ -125,12 +122,10 @@ class LMData:
 def review_texts(split: str = "train") -> str:
     """The reviews of one split joined into one text, each ending with the separator: what a tokenizer is
     fitted on (``CharTokenizer.train([review_texts()])``) and what the windows are cut from."""
-    from llmguide.data import load_reviews
-
     return SEPARATOR.join(load_reviews(split).text) + SEPARATOR
 
 
-def review_lm_data(tokenizer: Encoder, block_size: int, stride: int = 1,
+def review_lm_data(tokenizer: Tokenizer, block_size: int, stride: int = 1,
                    max_docs: int | None = None) -> LMData:
     """Windows over the review corpus: training reviews for training, validation reviews for validation.
 
@@ -143,8 +138,6 @@ def review_lm_data(tokenizer: Encoder, block_size: int, stride: int = 1,
     Returns:
         :class:`LMData`.
     """
-    from llmguide.data import load_reviews
-
     reviews = load_reviews()
     train_texts = reviews.loc[reviews.split == "train", "text"].tolist()[:max_docs]
     val_texts = reviews.loc[reviews.split == "validation", "text"].tolist()
@@ -153,7 +146,7 @@ def review_lm_data(tokenizer: Encoder, block_size: int, stride: int = 1,
                   tokenizer=tokenizer, source="reviews")
 
 
-def text_lm_data(text: str, tokenizer: Encoder, block_size: int, val_fraction: float = 0.1, stride: int = 1,
+def text_lm_data(text: str, tokenizer: Tokenizer, block_size: int, val_fraction: float = 0.1, stride: int = 1,
                  source: str = "text") -> LMData:
     """Windows over one long text, split by position (first 90% train, last 10% validation by default).
 

@@ -33,7 +33,7 @@ from llmguide.model import GPT, GPTConfig
 from llmguide.profiles import MODEL_SIZES, PRETRAIN_SETTINGS, PROFILES, REVIEW_LM_SETTINGS
 from llmguide.runtime import get_profile
 from llmguide.tokenizer import CharTokenizer, Tokenizer, load_tokenizer, train_bpe
-from llmguide.train import TrainConfig, setup_distributed, train
+from llmguide.train import TrainConfig, is_main_process, setup_distributed, train
 
 CORPORA = ("reviews", "shakespeare")  # or a path to a UTF-8 text file
 TOKENIZERS = ("char", "bpe")
@@ -193,7 +193,7 @@ def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", profile: str 
         tok.save(out_dir)  # before training: a resumed run must find the tokenizer its checkpoints use
     torch.manual_seed(train_config.seed)
     model = GPT(model_config)
-    history = train(model, data.train, data.val, train_config, resume=resume)
+    history = train(model, data.train, data.val, train_config, resume=resume, dist_info=info)
     if info.is_main:
         _write_folder(out_dir, model, train_config, data, history, tokenizer, info.world_size)
     return out_dir
@@ -301,7 +301,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
     try:
         folder = run_pretrain(args.corpus, args.tokenizer, args.profile, overrides, args.out, args.resume,
                               args.progress)
-        if setup_distributed().is_main:
+        if is_main_process():
             results = read_meta(folder)["results"]
             line = f"steps {results['steps']}, train loss {results['train_loss']:.3f}"
             if results.get("val_loss") is not None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from llmguide.profiles import PROFILES
 
@@ -89,6 +89,27 @@ def deterministic(seed: int = 0) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+
+
+def to_device(batch: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """A batch (dict of tensors) on ``device``. On CUDA the host tensors are pinned first, so the copy runs
+    asynchronously (``non_blocking``) while the GPU is still busy with the previous step."""
+    if device.type == "cuda":
+        return {k: (v.pin_memory() if v.device.type == "cpu" else v).to(device, non_blocking=True)
+                for k, v in batch.items()}
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def evenly_spaced(n: int, k: int) -> Tensor:
+    """``k`` indices spread evenly over ``range(n)``, first and last included (all of them when k >= n).
+
+    The same subset every time, covering the whole range: what a fixed evaluation set or a smaller
+    training set is drawn as.
+
+    Returns:
+        (min(k, n),) long tensor, sorted, without repeats.
+    """
+    return torch.linspace(0, n - 1, min(k, n)).round().long()
 
 
 def check_positive_int(value: Any, name: str, what: str = "an int >= 1") -> int:

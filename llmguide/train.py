@@ -23,22 +23,24 @@ A *batch* is a dict of tensors and the model follows the contract ``logits, loss
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
 from llmguide.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from llmguide.runtime import get_device, seed_everything
+from llmguide.runtime import eval_mode, evenly_spaced, get_device, seed_everything, to_device
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 Batch = dict[str, Tensor]
@@ -232,8 +234,12 @@ class BatchOrder:
         return batch[rank * per_rank:(rank + 1) * per_rank]
 
 
-def _to(batch: Batch, device: torch.device) -> Batch:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def _load_step(data: Any, order: BatchOrder, batch_size: int, info: DistInfo, collate_fn: Callable | None,
+               step: int) -> tuple[list[Batch], int]:
+    """This rank's micro-batches of global batch ``step``, on the device, and how many tokens they hold."""
+    mine = order.indices(step, info.rank, info.world_size).split(batch_size)
+    batches = [fetch(data, part, collate_fn) for part in mine]
+    return [to_device(b, info.device) for b in batches], sum(_count_tokens(b) for b in batches)
 
 
 def _count_tokens(batch: Batch) -> int:
@@ -268,7 +274,9 @@ def setup_distributed(device: str | None = None) -> DistInfo:
     """Join the process group that ``torchrun`` describes (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ...).
 
     Backend: NCCL on GPUs, gloo on CPU. Without ``torchrun`` (``WORLD_SIZE`` unset) nothing is started
-    and this is rank 0 of 1. A process group the caller already started is used as it is.
+    and this is rank 0 of 1. A process group the caller already started is used as it is. Call it once per
+    run and hand the result on (``train(..., dist_info=info)``); :func:`is_main_process` answers "rank 0?"
+    without it.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -281,6 +289,11 @@ def setup_distributed(device: str | None = None) -> DistInfo:
     if dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), chosen)
     return DistInfo(0, 1, chosen)
+
+
+def is_main_process() -> bool:
+    """Rank 0 of the process group, or the only process when there is none (what may print and write)."""
+    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def _mean_over_ranks(values: Tensor, info: DistInfo) -> Tensor:
@@ -303,15 +316,13 @@ def evaluate_loss(model: nn.Module, data: Any, batch_size: int, max_batches: int
     data = as_dataset(data)
     info = info or DistInfo(0, 1, next(model.parameters()).device)
     n = min(len(data), max_batches * batch_size * info.world_size)
-    chosen = torch.linspace(0, len(data) - 1, n).round().long()[info.rank::info.world_size]
-    was_training = model.training
-    model.eval()
+    chosen = evenly_spaced(len(data), n)[info.rank::info.world_size]
     total = torch.zeros(2, dtype=torch.float64, device=info.device)  # (sum of loss * examples, examples)
-    for part in chosen.split(batch_size):
-        with autocast or contextlib.nullcontext():
-            _, loss = model(**_to(fetch(data, part, collate_fn), info.device))
-        total += torch.stack([loss.double() * len(part), torch.tensor(len(part), device=info.device)])
-    model.train(was_training)
+    with eval_mode(model):
+        for part in chosen.split(batch_size):
+            with autocast or contextlib.nullcontext():
+                _, loss = model(**to_device(fetch(data, part, collate_fn), info.device))
+            total += torch.stack([loss.double() * len(part), torch.tensor(len(part), device=info.device)])
     if info.world_size > 1:
         dist.all_reduce(total)
     return (total[0] / total[1]).item()
@@ -351,9 +362,24 @@ def train_step(model: nn.Module, micro_batches: list[Batch], optimizer: torch.op
 
 
 # ---------------------------------------------------------------- the loop's bookkeeping
+class _Pending(NamedTuple):
+    """One optimizer step not yet logged: its loss and gradient norm stay on the device until the next log."""
+
+    step: int
+    lr: float
+    tokens: int  # tokens seen after this step (all ranks)
+    loss: Tensor  # 0-dim, this rank's mean over the micro-batches
+    grad_norm: Tensor  # 0-dim, before clipping (NaN without clipping)
+
+
 @dataclass
 class _Run:
-    """What :func:`train` tracks besides the model and the optimizer (all of it goes into checkpoints)."""
+    """What :func:`train` tracks besides the model and the optimizer.
+
+    A checkpoint stores ``step`` (in the folder name and trainer state), ``tokens_seen``, ``best_val``,
+    ``bad_evals`` and ``history`` (``elapsed`` is read back from its last row); the rest is per-process
+    bookkeeping that a resumed run starts afresh.
+    """
 
     step: int = 0  # optimizer updates done
     tokens_seen: int = 0  # tokens in the global batches so far
@@ -361,7 +387,7 @@ class _Run:
     bad_evals: int = 0  # evaluations since the best one
     stop_reason: str | None = None  # "max_steps", "early_stopping" or "callback"
     history: list[dict[str, float]] = field(default_factory=list)
-    pending: list[tuple[int, float, int, Tensor, Tensor]] = field(default_factory=list)  # steps not yet logged
+    pending: list[_Pending] = field(default_factory=list)  # steps not yet logged
     window_tokens: int = 0  # tokens since the last log, for tokens/s
     clock: float = field(default_factory=time.perf_counter)  # start of the current timing window
     elapsed: float = 0.0  # seconds spent in training steps (evaluations and checkpoints excluded)
@@ -371,11 +397,11 @@ def _flush(run: _Run, order: BatchOrder, info: DistInfo) -> None:
     """Move the pending steps into the history: one sync with the device (and the other ranks) per log."""
     if not run.pending:
         return
-    values = _mean_over_ranks(torch.stack([torch.stack(p[3:]) for p in run.pending]), info).tolist()
+    values = _mean_over_ranks(torch.stack([torch.stack((p.loss, p.grad_norm)) for p in run.pending]), info).tolist()
     now = time.perf_counter()
     run.elapsed += now - run.clock
     tokens_per_s = run.window_tokens * info.world_size / max(now - run.clock, 1e-9)
-    for (step, lr, tokens, _, _), (loss, norm) in zip(run.pending, values, strict=True):
+    for (step, lr, tokens, _, _), (loss, norm) in zip(run.pending, values, strict=True):  # _Pending fields
         if not math.isfinite(loss):
             raise NonFiniteLossError(
                 f"the training loss became {loss} at step {step} (learning rate {lr:.3g}); the weights are "
@@ -475,7 +501,7 @@ def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
 # ---------------------------------------------------------------- the loop
 def train(model: nn.Module, train_data: Any, val_data: Any = None, config: TrainConfig | None = None,
           callback: Callable[[dict], bool | None] | None = None, *, resume: bool = False,
-          collate_fn: Callable | None = None) -> pd.DataFrame:
+          collate_fn: Callable | None = None, dist_info: DistInfo | None = None) -> pd.DataFrame:
     """Train ``model`` in place and return the history (one row per optimizer step).
 
     Args:
@@ -486,13 +512,14 @@ def train(model: nn.Module, train_data: Any, val_data: Any = None, config: Train
             returning True stops training (a checkpoint is written first when ``out_dir`` is set).
         resume: continue from the newest complete checkpoint in ``config.out_dir`` (if any).
         collate_fn: turns a list of examples into a batch (default: stack each key).
+        dist_info: what :func:`setup_distributed` returned, when the caller has already called it.
     Returns:
         DataFrame with columns step, epoch, lr, train_loss, val_loss (NaN between evaluations),
         grad_norm, tokens (seen so far), tokens_per_s, elapsed_s (seconds of training steps so far, without
         evaluations); ``history.attrs["stop_reason"]`` says why it stopped.
     """
     config = config or TrainConfig()
-    info = setup_distributed(config.device)
+    info = dist_info or setup_distributed(config.device)
     seed_everything(config.seed + info.rank)  # dropout noise differs between ranks, like different data
     model.to(info.device).train()
     optimizer = make_optimizer(model, config)
@@ -504,23 +531,23 @@ def train(model: nn.Module, train_data: Any, val_data: Any = None, config: Train
         _resume(run, model, optimizer, scaler, config, order, info)
     net = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None) \
         if info.world_size > 1 else model
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=total, initial=run.step, desc="train", disable=not config.progress or not info.is_main)
     run.clock = time.perf_counter()
+    load = functools.partial(_load_step, train_data, order, config.batch_size, info, collate_fn)
+    upcoming = load(run.step) if run.step < total else None
     while run.step < total and run.stop_reason is None:
         lr = lr_at(run.step, config, total)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        mine = order.indices(run.step, info.rank, info.world_size).split(config.batch_size)
-        batches = [fetch(train_data, part, collate_fn) for part in mine]
-        tokens = sum(_count_tokens(b) for b in batches)
-        loss, norm = train_step(net, [_to(b, info.device) for b in batches], optimizer, autocast, scaler,
-                                config.clip_norm)
+        batches, tokens = upcoming
+        loss, norm = train_step(net, batches, optimizer, autocast, scaler, config.clip_norm)
         run.step += 1
+        # The next step's batches are fetched and copied now: on CUDA the step above is still running (its
+        # kernels are queued), so the pinned host-to-device copy overlaps with it.
+        upcoming = load(run.step) if run.step < total else None
         run.window_tokens += tokens
         run.tokens_seen += tokens * info.world_size
-        run.pending.append((run.step, lr, run.tokens_seen, loss, norm))
+        run.pending.append(_Pending(run.step, lr, run.tokens_seen, loss, norm))
         bar.update(1)
         log_now, evaluate_now, save_now = _due(run.step, total, config, val_data is not None)
         if not log_now:

@@ -33,12 +33,6 @@ def gpt(tiny: dict, seed: int = 0, **overrides) -> GPT:
     return GPT(GPTConfig(**{**tiny, **overrides}))
 
 
-def lm_data(n: int, tiny: dict, seed: int = 0) -> dict[str, torch.Tensor]:
-    rows = torch.randint(0, tiny["vocab_size"], (n, tiny["block_size"] + 1),
-                         generator=torch.Generator().manual_seed(seed))
-    return {"idx": rows[:, :-1], "targets": rows[:, 1:]}
-
-
 def test_tied_weights_are_stored_once_and_retied_on_load(tiny, tmp_path):
     model = gpt(tiny)
     path = save_weights(model, tmp_path / "model.safetensors")
@@ -134,10 +128,10 @@ def test_rng_state_round_trips_every_generator():
 
 
 @pytest.mark.parametrize("accum", [1, 2])
-def test_resume_continues_bitwise_like_one_straight_run(tiny, tmp_path, accum):
+def test_resume_continues_bitwise_like_one_straight_run(tiny, tmp_path, accum, lm_data):
     """N steps, save, resume in a fresh model, N more steps == 2N straight steps (dropout on, shuffled data)."""
     n = 6
-    data, val = lm_data(40, tiny), lm_data(8, tiny, seed=1)
+    data, val = lm_data(40, tiny["block_size"], tiny["vocab_size"]), lm_data(8, tiny["block_size"], tiny["vocab_size"], seed=1)
     # 40 examples / global batch 8 = 5 batches per epoch: the run crosses an epoch boundary and reshuffles
     cfg = dict(max_steps=2 * n, batch_size=8 // accum, grad_accum_steps=accum, eval_interval=3, **QUIET)
     straight = gpt(tiny, dropout=0.1)
@@ -161,8 +155,9 @@ def test_resume_continues_bitwise_like_one_straight_run(tiny, tmp_path, accum):
     assert latest_checkpoint(out).name == f"step_{2 * n:06d}"
 
 
-def test_resume_refuses_different_data(tiny, tmp_path):
+def test_resume_refuses_different_data(tiny, tmp_path, lm_data):
     cfg = TrainConfig(max_steps=2, batch_size=4, out_dir=str(tmp_path), **QUIET)
-    train(gpt(tiny), lm_data(16, tiny), None, cfg)
+    train(gpt(tiny), lm_data(16, tiny["block_size"], tiny["vocab_size"]), None, cfg)
     with pytest.raises(ValueError, match="was trained on 16 examples"):
-        train(gpt(tiny), lm_data(24, tiny), None, TrainConfig(**{**vars(cfg), "max_steps": 4}), resume=True)
+        train(gpt(tiny), lm_data(24, tiny["block_size"], tiny["vocab_size"]), None,
+              TrainConfig(**{**vars(cfg), "max_steps": 4}), resume=True)

@@ -10,14 +10,7 @@ import torch
 from llmguide.generate import Sampling, generate, sample_next
 from llmguide.model import GPT, GPTConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy machine its synchronisation costs a lot.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -17,13 +17,7 @@ from llmguide.model import GPT, PRESETS, GPTClassifier, GPTConfig, positions_fro
 ATOL = 1e-5  # the parity target for logits
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy machine its synchronisation costs a lot.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
@@ -40,17 +34,6 @@ def hf_gpt2(tiny: dict, attn: str = "eager", seed: int = 0, **extra) -> GPT2LMHe
             if name.endswith("bias") or ".ln_" in name:
                 p.add_(0.1 * torch.randn_like(p))
     return model
-
-
-def padded_batch(vocab: int, lengths: list[int], T: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = torch.randint(1, vocab, (len(lengths), T))
-    mask = torch.zeros_like(ids)
-    for row, n in enumerate(lengths):
-        if side == "left":
-            mask[row, T - n:] = 1
-        else:
-            mask[row, :n] = 1
-    return ids.masked_fill(mask == 0, 0), mask
 
 
 # ---- config ---------------------------------------------------------------------------------------------
@@ -152,7 +135,7 @@ def test_causal_later_tokens_do_not_change_earlier_logits(tiny, seed):
     assert not torch.allclose(a[:, 7:], b[:, 7:])
 
 
-def test_kv_cache_forward_equals_full_forward(tiny, seed):
+def test_kv_cache_forward_equals_full_forward(tiny, seed, padded_batch):
     model = GPT(GPTConfig(**tiny)).eval()
     idx, mask = padded_batch(tiny["vocab_size"], [10, 6, 3], 10, "left")
     full = model(idx, attention_mask=mask, all_logits=True)[0]
@@ -166,7 +149,7 @@ def test_kv_cache_forward_equals_full_forward(tiny, seed):
     torch.testing.assert_close(stepwise[real], full[real], atol=ATOL, rtol=0)
 
 
-def test_left_padding_gives_the_unpadded_logits(tiny, seed):
+def test_left_padding_gives_the_unpadded_logits(tiny, seed, padded_batch):
     model = GPT(GPTConfig(**tiny)).eval()
     idx, mask = padded_batch(tiny["vocab_size"], [12, 5], 12, "left")
     alone = model(idx[1:, -5:], all_logits=True)[0]
@@ -205,7 +188,7 @@ def test_from_hf_logits_equal(tiny, attn):
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_parity_with_padding_both_directions(tiny, seed, attn, side):
+def test_parity_with_padding_both_directions(tiny, seed, attn, side, padded_batch):
     ours = GPT(GPTConfig(**tiny)).eval()
     with torch.no_grad():  # non-trivial biases and LayerNorms
         for name, p in ours.named_parameters():
@@ -251,7 +234,7 @@ def test_from_hf_rejects_other_architectures(tiny):
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_classifier_matches_hf_sequence_classification(tiny, seed, side):
+def test_classifier_matches_hf_sequence_classification(tiny, seed, side, padded_batch):
     pad = 0
     hf_lm = hf_gpt2(tiny)
     hf_lm.config.pad_token_id = pad  # HF finds the last real token through pad_token_id
