@@ -4,6 +4,7 @@ and a script can save it."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -50,6 +51,12 @@ def cjk_font_path() -> Path:
     return path
 
 
+def _no_bold_cjk_notice(record: logging.LogRecord) -> bool:
+    # The package ships the regular weight only; bold Chinese is drawn regular, which matplotlib reports
+    # on stderr for every bold title ("Failed to find font weight bold"). That notice is expected here.
+    return "Failed to find font weight" not in record.getMessage()
+
+
 def register_cjk_font() -> str:
     """Add the shipped CJK font to matplotlib's font manager for this process only (no config file changes).
 
@@ -60,6 +67,7 @@ def register_cjk_font() -> str:
     manager = matplotlib.font_manager.fontManager
     if not any(Path(entry.fname) == path for entry in manager.ttflist):  # once per process
         manager.addfont(path)
+        logging.getLogger("matplotlib.font_manager").addFilter(_no_bold_cjk_notice)
     return matplotlib.font_manager.FontProperties(fname=path).get_name()
 
 

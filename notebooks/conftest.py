@@ -130,5 +130,7 @@ def _runtest(self):
     return _original_runtest(self)
 
 
-nbval_plugin.IPyNbCell.compare_outputs = _compare_outputs
-nbval_plugin.IPyNbCell.runtest = _runtest
+if not getattr(nbval_plugin.IPyNbCell, "_llmguide_checks", False):  # tests import this file a second time
+    nbval_plugin.IPyNbCell.compare_outputs = _compare_outputs
+    nbval_plugin.IPyNbCell.runtest = _runtest
+    nbval_plugin.IPyNbCell._llmguide_checks = True
