@@ -19,13 +19,13 @@ CJK_FONT_PACKAGE = "mplfonts"
 CJK_FONT_FILE = "fonts/NotoSansCJKsc-Regular.otf"
 
 PIPELINE = (
-    ("data", "collect, clean,\nsplit"),
-    ("tokens", "tokenize,\nembed"),
-    ("model", "attention,\ntransformer"),
-    ("training", "pre-train,\nfine-tune"),
-    ("evaluation", "accuracy, F1,\nperplexity"),
-    ("deployment", "save, load,\nserve"),
-    ("interaction", "demo,\ninterpret"),
+    ("数据 data", "collect, clean,\nsplit"),
+    ("词元 tokens", "tokenize,\nembed"),
+    ("模型 model", "attention,\ntransformer"),
+    ("训练 training", "pre-train,\nfine-tune"),
+    ("评估 evaluation", "accuracy, F1,\nperplexity"),
+    ("部署 deployment", "save, load,\nserve"),
+    ("交互 interaction", "demo,\ninterpret"),
 )
 
 
