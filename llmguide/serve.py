@@ -392,7 +392,7 @@ def new_id(prefix: str) -> str:
 def _schemas(config: ServeConfig) -> Any:
     """Pydantic models of every request and response, with the limits of ``config`` as field constraints."""
     try:
-        from pydantic import BaseModel, ConfigDict, Field
+        from pydantic import BaseModel, ConfigDict, Field, field_validator
     except ImportError:
         raise ImportError("llmguide serve needs FastAPI: pip install 'llmguide[serve]'") from None
 
@@ -426,13 +426,22 @@ def _schemas(config: ServeConfig) -> Any:
         model: str | None = Field(None, description="a language model's id from /v1/models (default: the one loaded)")
         prompt: str = Field(min_length=1, max_length=config.max_prompt_chars)
         max_tokens: int = Field(16, ge=0, le=config.max_tokens)
-        temperature: float = Field(1.0, ge=0, le=2, description="0 = greedy")
-        top_p: float = Field(1.0, gt=0, le=1)
+        # Tiny positive values overflow the sampling (logits / 1e-300 = inf, a top_p that is 0 in float32):
+        # the limits say where the arithmetic stops being meaningful.
+        temperature: float = Field(1.0, ge=0, le=2, description="0 = greedy, else in [0.01, 2]")
+        top_p: float = Field(1.0, ge=1e-6, le=1)
         seed: int | None = Field(None, ge=0, le=2**63 - 1, description="the same seed gives the same text")
         stop: Stop | list[Stop] | None = Field(None, max_length=4, description="stop before any of these strings")
         stream: bool = Field(False, description="answer with server-sent events, ending `data: [DONE]`")
         n: int = Field(1, ge=1, le=1, description="one completion per request")
         user: str | None = Field(None, max_length=256, description="accepted for OpenAI compatibility; unused")
+
+        @field_validator("temperature")
+        @classmethod
+        def _not_tiny(cls, value: float) -> float:
+            if 0 < value < 0.01:
+                raise ValueError(f"must be 0 (greedy) or at least 0.01, got {value!r}")
+            return value
 
     class Choice(BaseModel):
         text: str
@@ -536,7 +545,8 @@ class _State:
             raise ServeError(404, f"unknown model {name[:60]!r}: this server has {sorted(self.models)} "
                              "(GET /v1/models)", "model")
         if self.models[name].kind != kind:
-            raise ServeError(400, f"model {name!r} is a {self.models[name].kind}, not for {endpoint}", "model")
+            what = "classifier" if self.models[name].kind == "classifier" else "language model"
+            raise ServeError(400, f"model {name!r} is a {what}, not for {endpoint}", "model")
         return self.models[name]
 
     def submit(self, name: str, payload: Any, size: int, endpoint: str) -> Any:
@@ -676,6 +686,7 @@ def create_app(config: ServeConfig, models: Sequence[ServedModel]) -> Any:
         from fastapi import FastAPI, Request
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+        from starlette.exceptions import HTTPException as StarletteHTTPException
     except ImportError:
         raise ImportError("llmguide serve needs FastAPI and uvicorn: pip install 'llmguide[serve]'") from None
     check_bind(config.host, config.api_key)
@@ -703,6 +714,11 @@ def create_app(config: ServeConfig, models: Sequence[ServedModel]) -> Any:
     @app.exception_handler(ServeError)
     async def _serve_error(_: Request, err: ServeError) -> JSONResponse:
         return JSONResponse(_error_body(err.message, err.status, err.param), err.status, headers=err.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        message = f"{request.method} {request.url.path}: {err.detail}"  # e.g. 404 Not Found, 405 Method Not Allowed
+        return JSONResponse(_error_body(message, err.status_code), err.status_code, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -806,3 +822,90 @@ def serve_command(args: argparse.Namespace) -> int:
     else:
         uvicorn.run(create_app(config, models), host=config.host, port=config.port, log_level="warning")
     return 0
+
+
+# ---------------------------------------------------------------- a server in a subprocess (tests, benchmark, notebook)
+
+class ServerProcess:
+    """A server started as a subprocess on 127.0.0.1 and a free port, stopped by :meth:`stop` (or ``with``).
+
+    Args:
+        command: the program and its arguments; ``{port}`` in them is replaced by the chosen port.
+        health: the path that answers 200 once the server is ready.
+        timeout: seconds to wait for it (the models load first).
+        env: extra environment variables.
+    """
+
+    def __init__(self, command: Sequence[str], health: str = "/health", timeout: float = 120.0,
+                 env: dict | None = None) -> None:
+        import subprocess
+        import tempfile
+
+        from llmguide.train import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would block the server
+        self.proc = subprocess.Popen([c.replace("{port}", str(self.port)) for c in command], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        try:
+            self._wait(health, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, health: str, timeout: float) -> None:
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with status {self.proc.returncode}: {self.output()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + health, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the server did not answer {health} within {timeout:g} s: {self.output()[-2000:]}")
+
+    def output(self) -> str:
+        """What the server printed so far."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_server(classifier: str | Path | None = None, lm: str | Path | None = None, *flags: str,
+                 timeout: float = 120.0, env: dict | None = None) -> ServerProcess:
+    """``llmguide serve`` in a subprocess on 127.0.0.1 and a free port, ready when this returns.
+
+    Args:
+        classifier, lm: the model folders.
+        flags: more ``llmguide serve`` arguments, e.g. ``"--max-batch", "1"``.
+    Returns:
+        A :class:`ServerProcess`; its ``url`` is ``http://127.0.0.1:PORT``. Stop it with ``stop()`` or ``with``.
+    """
+    command = [sys.executable, "-m", "llmguide.cli", "serve", "--port", "{port}"]
+    command += ["--classifier", str(classifier)] if classifier else []
+    command += ["--lm", str(lm)] if lm else []
+    return ServerProcess([*command, *flags], timeout=timeout, env=env)
