@@ -1,4 +1,5 @@
-"""Induction heads in a real pre-trained model (a Hugging Face causal LM such as SmolLM2-135M).
+"""Induction heads and the logit lens in a real pre-trained model (a Hugging Face causal LM such as
+SmolLM2-135M).
 
 An induction head (Elhage et al. 2021; Olsson et al. 2022, "In-context Learning and Induction Heads")
 completes patterns ``[A][B] ... [A] -> [B]``: at the second [A] it attends to the token right after the
@@ -11,7 +12,11 @@ ablating the same number of random heads.
 Hooks are placed from the outside on ``model.model.layers[i].self_attn.o_proj`` (Llama, Mistral, Qwen,
 SmolLM layouts): its input is the heads' outputs side by side, (B, T, nh * hd).
 
-Shapes: B batch, N half length, T = 2N, L layers, nh query heads, hd head dim.
+The logit lens (:func:`hf_logit_lens`) records each decoder layer's output with a forward hook and decodes
+it with the model's final norm and LM head; Hugging Face's own ``output_hidden_states`` would not do, because
+its last entry is already normalised.
+
+Shapes: B batch, N half length, T = 2N, L layers, nh query heads, hd head dim, V vocabulary.
 """
 
 from __future__ import annotations
@@ -84,6 +89,29 @@ def induction_scores(model: nn.Module, ids: Tensor) -> Tensor:
         attentions = model(ids, output_attentions=True).attentions  # L x (B, nh, T, T)
     q = torch.arange(N, 2 * N)  # queries in the second half
     return torch.stack([a[:, :, q, q - N + 1].mean((0, 2)) for a in attentions])  # (L, nh)
+
+
+def hf_logit_lens(model: nn.Module, ids: Tensor) -> Tensor:
+    """Decode the residual stream after every decoder layer with the final norm and LM head.
+
+    Args:
+        model: a Llama-style Hugging Face causal LM (``model.model.layers``, ``model.model.norm``).
+        ids: (B, T) token ids.
+    Returns:
+        (L, B, T, V) logits; the last entry equals the model's own logits.
+    """
+    layers, _, _ = _heads_layout(model)
+    outs: list[Tensor] = []
+    handles = [layer.register_forward_hook(lambda mod, args, out: outs.append(out[0] if isinstance(out, tuple)
+                                                                             else out)) for layer in layers]
+    try:
+        with torch.no_grad():
+            model(ids)
+    finally:
+        for h in handles:
+            h.remove()
+    with torch.no_grad():
+        return torch.stack([model.lm_head(model.model.norm(x)) for x in outs])
 
 
 def _heads_layout(model: nn.Module) -> tuple[nn.ModuleList, int, int]:

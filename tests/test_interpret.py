@@ -19,6 +19,7 @@ from llmguide.induction import (
     ablate_heads,
     ablation_losses,
     half_losses,
+    hf_logit_lens,
     induction_scores,
     repeated_tokens,
     top_heads,
@@ -327,3 +328,14 @@ def test_induction_heads_in_smollm2(smollm):
     with pytest.raises(ValueError, match="out of range"):
         with ablate_heads(smollm, [(99, 0)]):
             pass
+
+
+def test_hf_logit_lens_last_layer_equals_logits(smollm):
+    ids = repeated_tokens(smollm.config.vocab_size, half=4, batch=1, seed=1)
+    before = sum(len(m._forward_hooks) for m in smollm.modules())  # HF may keep hooks of its own
+    lens = hf_logit_lens(smollm, ids)
+    with torch.no_grad():
+        ref = smollm(ids).logits
+    assert lens.shape == (smollm.config.num_hidden_layers, *ref.shape)
+    assert (lens[-1] - ref).abs().max() < 1e-5
+    assert sum(len(m._forward_hooks) for m in smollm.modules()) == before
