@@ -81,6 +81,7 @@ class Recording:
         L = self.model.config.n_layer
         return torch.stack([self["resid_pre.0"]] + [self[f"resid_post.{i}"] for i in range(L)])
 
+    @torch.no_grad()
     def attention(self, layer: int) -> Tensor:
         """Each head's attention weights in ``layer``, recomputed from ``attn_in``: (B, nh, T, T).
 
@@ -97,6 +98,7 @@ class Recording:
         dead = ~mask.any(-1, keepdim=True)  # a left-padding query sees no key: zero weights, not NaN
         return torch.softmax(scores.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)  # (B, nh, T, T)
 
+    @torch.no_grad()
     def values(self, layer: int) -> Tensor:
         """Each head's value vectors in ``layer``: (B, nh, T, hs)."""
         return _qkv(self.model.transformer.h[layer].attn, self[f"attn_in.{layer}"])[2]
