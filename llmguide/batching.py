@@ -146,24 +146,41 @@ class Batcher:
 
 # ---------------------------------------------------------------- the classifier's batch
 
+def length_chunks(lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:
+    """Group row indices into forward passes: sorted by length, each pass at most ``max_rows`` rows and at
+    most ``max_tokens`` padded tokens (rows x its longest row), so short texts do not pad to a long one's length.
+
+    Returns:
+        Lists of indices into ``lengths``, shortest rows first.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks and len(chunks[-1]) < max_rows and (len(chunks[-1]) + 1) * lengths[i] <= max_tokens:
+            chunks[-1].append(i)  # sorted: row i is the longest of its chunk so far
+        else:
+            chunks.append([i])
+    return chunks
+
+
 @torch.inference_mode()
-def classify_batch(model: torch.nn.Module, jobs: Sequence[Job], pad_id: int, max_rows: int) -> list[np.ndarray]:
-    """Class probabilities for every text of every job, in padded forward passes of up to ``max_rows``.
+def classify_batch(model: torch.nn.Module, jobs: Sequence[Job], pad_id: int, max_rows: int,
+                   max_tokens: int = 1024) -> list[np.ndarray]:
+    """Class probabilities for every text of every job, in padded forward passes of similar-length texts.
 
     Args:
         model: a GPTClassifier in eval mode.
         jobs: each ``payload`` a list of (L_i,) token-id tensors.
         pad_id: the padding id (hidden by the attention mask).
         max_rows: texts per forward pass.
+        max_tokens: padded tokens per forward pass (see :func:`length_chunks`).
     Returns:
         One (N_job, K) array per job.
     """
     ids = [x for job in jobs for x in job.payload]
     device = next(model.parameters()).device
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a pass: less padding
     probs = torch.empty(len(ids), model.n_classes)
-    for start in range(0, len(order), max_rows):
-        rows = order[start:start + max_rows]
+    for rows in length_chunks([len(x) for x in ids], max_rows, max_tokens):
         batch = collate([{"idx": ids[i]} for i in rows], pad_id=pad_id)  # right padding, as in fine-tuning
         logits, _ = model(batch["idx"].to(device), batch["attention_mask"].to(device))  # (B, K)
         probs[rows] = logits.float().softmax(-1).cpu()

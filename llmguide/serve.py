@@ -81,6 +81,7 @@ class ServeConfig:
     cors_origins: list[str] = field(default_factory=list)
     log_file: str | None = None  # opt-in: log classified texts and user feedback as JSONL
     device: str | None = None
+    threads: int | None = None  # torch CPU threads per process (None: torch's choice); 1 on a busy machine
     workers: int = 1
 
 
@@ -623,8 +624,15 @@ def _completion_routes(app: Any, state: _State, S: Any, errors: dict) -> None:
 
         async def events() -> Any:
             try:
-                while (piece := await pieces.get()) is not None:
-                    yield f"data: {json.dumps(body(cid, served.name, piece, None), ensure_ascii=False)}\n\n"
+                finished = False
+                while not finished:
+                    parts = [await pieces.get()]
+                    while not pieces.empty():  # pieces that arrived meanwhile go out as one event:
+                        parts.append(pieces.get_nowait())  # a slow client costs one write, not one per token
+                    finished = parts[-1] is None
+                    text = "".join(p for p in parts if p is not None)
+                    if text:
+                        yield f"data: {json.dumps(body(cid, served.name, text, None), ensure_ascii=False)}\n\n"
                 try:
                     result = job.future.result()
                 except Exception as err:  # noqa: BLE001 - reported in the stream: the status line is sent
@@ -783,6 +791,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")
     parser.add_argument("--log-file", metavar="FILE", help="opt-in: log classified texts and user feedback as JSONL")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per process (default: torch's choice; 1 on a shared machine)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     return parser
 
@@ -796,7 +806,15 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
 def _app_from_env() -> Any:
     """The app of one uvicorn worker (``--workers N``): the config travels in $LLMGUIDE_SERVE_CONFIG."""
     config = ServeConfig(**json.loads(os.environ["LLMGUIDE_SERVE_CONFIG"]))
+    _set_threads(config.threads)
     return create_app(config, load_models(config))
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -808,9 +826,11 @@ def serve_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_bind(config.host, config.api_key)
     for name, value in (("--max-batch", config.max_batch), ("--max-queue", config.max_queue),
-                        ("--max-tokens", config.max_tokens), ("--workers", config.workers)):
+                        ("--max-tokens", config.max_tokens), ("--workers", config.workers),
+                        ("--threads", config.threads or 1)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    _set_threads(config.threads)
     models = load_models(config)
     url = f"http://{config.host}:{config.port}/"
     print(f"llmguide serve: {', '.join(f'{m.name} ({m.kind})' for m in models)} on {url} "
