@@ -63,8 +63,7 @@ GLOSSARY: tuple[Term, ...] = (
          "08 (coming)"),
     Term("剪枝", "pruning", "removing weights or heads that matter least", "08 (coming)"),
     Term("蒸馏", "distillation", "training a small model to imitate a large one's outputs", "08 (coming)"),
-    Term("可解释性", "interpretability", "finding out which inputs and internals drive a prediction",
-         "09 (coming)"),
+    Term("可解释性", "interpretability", "finding out which inputs and internals drive a prediction", "09"),
 )
 
 

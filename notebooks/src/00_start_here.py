@@ -8,8 +8,8 @@
 # pre-training (预训练) → fine-tuning (微调) → evaluation (评估) → deployment (部署) → efficiency (效率) →
 # interpretability (可解释性).
 #
-# Notebooks 00–06 cover the steps up to evaluation; the notebooks on deployment, efficiency and
-# interpretability are coming (the table below lists them). The 术语表 (glossary) at the end of this
+# Notebooks 00–06 cover the steps up to evaluation, and notebook 09 interpretability; the notebooks on
+# deployment and efficiency are coming (the table below lists them). The 术语表 (glossary) at the end of this
 # notebook gives the Chinese term for every idea the guide teaches.
 #
 # Every notebook opens the same way (the next two cells): install on Colab, import from `llmguide`,
@@ -94,7 +94,7 @@ plt.show()
 # | 06 | evaluation | `evaluate`, `baselines` |
 # | 07 | serving a model (coming) | |
 # | 08 | cost and efficiency: quantization, pruning, distillation (coming) | |
-# | 09 | interpretability (coming) | |
+# | 09 | interpretability: attention maps, the logit lens, attributions, probes, patching | `interpret`, `attribution`, `induction` |
 # | 10 | BERT, an encoder model (coming) | |
 # | 11 | ViT, the transformer on images (coming) | |
 #
@@ -166,7 +166,7 @@ for _, row in reviews[reviews.split == "test"].groupby("label_name").head(1).ite
 # | 量化 | quantization | storing weights in fewer bits (int8, int4) to save memory and time | 08 (coming) |
 # | 剪枝 | pruning | removing weights or heads that matter least | 08 (coming) |
 # | 蒸馏 | distillation | training a small model to imitate a large one's outputs | 08 (coming) |
-# | 可解释性 | interpretability | finding out which inputs and internals drive a prediction | 09 (coming) |
+# | 可解释性 | interpretability | finding out which inputs and internals drive a prediction | 09 |
 
 # %% [markdown]
 # ## Checks
