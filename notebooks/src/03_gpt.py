@@ -435,10 +435,12 @@ print(f"trained {steps_main} steps in {train_seconds:.0f} s")
 # different predictions in different sentences. We measure how different with the **total variation
 # distance** between the two next-character distributions, $\tfrac12 \sum_c |p(c) - q(c)|$ (0 = identical,
 # 1 = no overlap). A table of the top characters, as for the formula above, would not be stable across
-# machines for a model this briefly trained: the top few are close in probability and swap places.
+# machines for a model this briefly trained: the top few are close in probability and swap places. The
+# distance itself moves too (0.11 here, 0.16 under a perturbed numeric environment), hence the cell's
+# tolerance of 0.1; the formula's 0 is exact, and the checks at the end assert it.
 
 # %%
-# NBVAL_TOLERANCE rel=0.3 abs=0.02
+# NBVAL_TOLERANCE rel=0 abs=0.1
 def next_char_distance(model, a, b):
     """Total variation distance between the model's next-character distributions after contexts a and b."""
     model.eval()
@@ -770,7 +772,7 @@ else:
 
 # %%
 # Checks
-assert distances["the formula"] < 1e-6 < 0.05 < distances["the trained GPT"], "only the GPT's prediction depends on the context"
+assert distances["the formula"] < 1e-6 < 0.03 < distances["the trained GPT"], "only the GPT's prediction depends on the context"
 formula_probs = [torch.softmax(formula(torch.tensor([tok.encode(c)], device=device))[0][0, -1], -1) for c in contexts]
 torch.testing.assert_close(formula_probs[0], formula_probs[1])  # the formula cannot see context
 gpt_probs = [torch.softmax(model(torch.tensor([tok.encode(c)], device=device))[0][0, -1], -1) for c in contexts]
