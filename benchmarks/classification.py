@@ -11,6 +11,10 @@
 With ``--max-train N`` rows 2 and 3 run again on only N labelled reviews (an evenly spaced subset; the
 pre-training text stays the same): what pre-training saves is labels.
 
+Rows 2 and 3 run once per fine-tuning seed (``--seeds``, default 0 1 2: the seed draws the head, the body
+of the from-scratch GPT and the order of the batches) and report mean ± sample standard deviation, so a
+gap between rows can be read against the spread of one row.
+
 Times are wall-clock seconds measured in this one run, side by side (on a shared machine only their
 ratios mean something). Usage::
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -43,6 +48,29 @@ def row(name: str, report, seconds: float, note: str = "") -> dict:
             "seconds": round(seconds, 1), "note": note}
 
 
+def seeded_row(name: str, pretrained, out: Path, profile: str, seeds: list[int], extra_s: float = 0.0,
+               **kwargs) -> dict:
+    """One fine-tuning row run once per seed: mean and sample sd of accuracy and macro-F1, mean seconds."""
+    accs, f1s, secs = [], [], []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        _, report = run_finetune(pretrained, out / f"seed{seed}", profile, seed=seed, **kwargs)
+        secs.append(time.perf_counter() - t0)
+        accs.append(report.accuracy)
+        f1s.append(report.macro_f1)
+        print(f"  {name}, seed {seed}: accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}", flush=True)
+    sd = (lambda v: statistics.stdev(v)) if len(seeds) > 1 else (lambda v: 0.0)
+    note = f"{len(seeds)} seeds; " + (f"pre-training {extra_s:.0f} s + fine-tuning" if extra_s else "fine-tuning")
+    return {"model": name, "accuracy": round(statistics.mean(accs), 4), "accuracy_sd": round(sd(accs), 4),
+            "macro_f1": round(statistics.mean(f1s), 4), "macro_f1_sd": round(sd(f1s), 4),
+            "seconds": round(extra_s + statistics.mean(secs), 1), "per_seed_accuracy": [round(a, 4) for a in accs],
+            "note": note + f" {statistics.mean(secs):.0f} s per seed"}
+
+
+def _cell(r: dict, key: str) -> str:
+    return f"{r[key]:.4f} ± {r[key + '_sd']:.4f}" if key + "_sd" in r else f"{r[key]:.4f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("cpu", "gpu"), default=None)
@@ -53,6 +81,8 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=None, help="override the profile's (smoke tests)")
     parser.add_argument("--max-train", type=int, default=None,
                         help="also run rows 2 and 3 on only this many labelled training reviews")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="fine-tuning seeds for rows 2 and 3 (default: %(default)s)")
     args = parser.parse_args()
     rt = setup(seed=0, profile=args.profile)
     profile, out = rt.profile.name, Path(args.out)
@@ -79,30 +109,22 @@ def main() -> None:
         pretrain_s = time.perf_counter() - t0
         print(f"pre-training: {pretrain_s:.0f} s", flush=True)
 
-    t0 = time.perf_counter()
     steps = {"max_steps": args.finetune_steps} if args.finetune_steps else None
-    _, report = run_finetune(pretrained, out / "scratch", profile, overrides=steps, scratch=True)
-    rows.append(row("2. GPT from scratch (labelled data only)", report, time.perf_counter() - t0))
+    common = dict(profile=profile, seeds=args.seeds, overrides=steps)
+    rows.append(seeded_row("2. GPT from scratch (labelled data only)", pretrained, out / "scratch", scratch=True,
+                           **common))
     print(rows[-1], flush=True)
-
-    t0 = time.perf_counter()
-    _, report = run_finetune(pretrained, out / "pretrained", profile, overrides=steps)
-    finetune_s = time.perf_counter() - t0
-    rows.append(row("3. GPT pre-trained on reviews, then fine-tuned", report, pretrain_s + finetune_s,
-                    f"pre-training {pretrain_s:.0f} s + fine-tuning {finetune_s:.0f} s"))
+    rows.append(seeded_row("3. GPT pre-trained on reviews, then fine-tuned", pretrained, out / "pretrained",
+                           extra_s=pretrain_s, **common))
     print(rows[-1], flush=True)
 
     if args.max_train:
         n = args.max_train
-        t0 = time.perf_counter()
-        _, report = run_finetune(pretrained, out / f"scratch_{n}", profile, overrides=steps, scratch=True, max_train=n)
-        rows.append(row(f"2. GPT from scratch, {n:,} labels", report, time.perf_counter() - t0))
+        rows.append(seeded_row(f"2. GPT from scratch, {n:,} labels", pretrained, out / f"scratch_{n}", scratch=True,
+                               max_train=n, **common))
         print(rows[-1], flush=True)
-        t0 = time.perf_counter()
-        _, report = run_finetune(pretrained, out / f"pretrained_{n}", profile, overrides=steps, max_train=n)
-        seconds = time.perf_counter() - t0
-        rows.append(row(f"3. GPT pre-trained, then fine-tuned, {n:,} labels", report, pretrain_s + seconds,
-                        f"pre-training {pretrain_s:.0f} s + fine-tuning {seconds:.0f} s"))
+        rows.append(seeded_row(f"3. GPT pre-trained, then fine-tuned, {n:,} labels", pretrained,
+                               out / f"pretrained_{n}", extra_s=pretrain_s, max_train=n, **common))
         print(rows[-1], flush=True)
 
     from llmguide.download import hub_online
@@ -116,12 +138,13 @@ def main() -> None:
               "cannot be downloaded")
 
     lines = [f"| model ({profile} profile) | accuracy | macro-F1 | time (s) | note |", "|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['seconds']:.0f} | {r['note']} |"
+    lines += [f"| {r['model']} | {_cell(r, 'accuracy')} | {_cell(r, 'macro_f1')} | {r['seconds']:.0f} | {r['note']} |"
               for r in rows]
     table = "\n".join(lines)
     print("\n" + table)
     gap = rows[2]["accuracy"] - rows[1]["accuracy"]
-    print(f"\npre-trained - from scratch: {100 * gap:+.1f} accuracy points; "
+    spread = max(rows[1]["accuracy_sd"], rows[2]["accuracy_sd"])
+    print(f"\npre-trained - from scratch: {100 * gap:+.1f} accuracy points (largest seed sd {100 * spread:.1f}); "
           f"pre-trained - TF-IDF: {100 * (rows[2]['accuracy'] - rows[0]['accuracy']):+.1f} points")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"runtime": str(rt), "rows": rows}, indent=2, ensure_ascii=False),

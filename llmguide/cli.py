@@ -1,4 +1,4 @@
-"""The ``llmguide`` command line: ``quickstart``, ``pretrain``, ``finetune``, ``evaluate``, ``predict``.
+"""The ``llmguide`` command line: ``quickstart``, ``pretrain``, ``finetune``, ``evaluate``, ``predict``, ``serve``.
 
 Every subcommand is a small function that takes the parsed arguments. Errors a user can fix (bad
 values, missing files or packages) print one line and exit with status 2, without a traceback.
@@ -20,6 +20,7 @@ from llmguide.inference import (
 )
 from llmguide.pretrain import add_pretrain_arguments, pretrain_command
 from llmguide.quickstart import run_quickstart
+from llmguide.serve import add_serve_arguments, serve_command
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
          add_evaluate_arguments, evaluate_command),
         ("predict", "label texts with a saved classifier: CSV text,label,probability or JSON lines",
          add_predict_arguments, predict_command),
+        ("serve", "serve a classifier and/or a language model over HTTP: API, web demo, metrics",
+         add_serve_arguments, serve_command),
     )
     for name, help_text, add_arguments, command in stages:
         stage = sub.add_parser(name, help=help_text, description=help_text)

@@ -3,30 +3,87 @@ and a script can save it."""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+from pathlib import Path
+
 import matplotlib
+import matplotlib.font_manager
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+# The CJK font every figure falls back to for Chinese. Neither matplotlib, a bare Linux nor Colab has one, so
+# the guide ships it through the `mplfonts` package (a main dependency), which carries Noto Sans CJK SC
+# (Adobe/Google, SIL Open Font License 1.1, stated in the font file's own name table).
+CJK_FONT_PACKAGE = "mplfonts"
+CJK_FONT_FILE = "fonts/NotoSansCJKsc-Regular.otf"
+
 PIPELINE = (
-    ("data", "collect, clean,\nsplit"),
-    ("tokens", "tokenize,\nembed"),
-    ("model", "attention,\ntransformer"),
-    ("training", "pre-train,\nfine-tune"),
-    ("evaluation", "accuracy, F1,\nperplexity"),
-    ("deployment", "save, load,\nserve"),
-    ("interaction", "demo,\ninterpret"),
+    ("数据 data", "collect, clean,\nsplit"),
+    ("词元 tokens", "tokenize,\nembed"),
+    ("模型 model", "attention,\ntransformer"),
+    ("训练 training", "pre-train,\nfine-tune"),
+    ("评估 evaluation", "accuracy, F1,\nperplexity"),
+    ("部署 deployment", "save, load,\nserve"),
+    ("交互 interaction", "demo,\ninterpret"),
 )
 
 
+def cjk_font_path() -> Path:
+    """The Noto Sans CJK SC font file inside the installed ``mplfonts`` package.
+
+    Returns:
+        the path of the .otf file.
+    Raises:
+        ImportError: ``mplfonts`` is not installed (it is a main dependency: ``pip install -e .`` or
+            ``pip install mplfonts``).
+    """
+    # find_spec locates the package without importing it: we need its data file, not its code (whose
+    # `mplfonts init` would rewrite the user's matplotlibrc).
+    spec = importlib.util.find_spec(CJK_FONT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"figures draw Chinese with the font in the {CJK_FONT_PACKAGE!r} package, which is not "
+                          f"installed: pip install {CJK_FONT_PACKAGE} (or pip install -e . in the repository)")
+    path = Path(next(iter(spec.submodule_search_locations))) / CJK_FONT_FILE
+    if not path.is_file():
+        raise ImportError(f"{path} is missing from the installed {CJK_FONT_PACKAGE}; reinstall it: "
+                          f"pip install --force-reinstall {CJK_FONT_PACKAGE}")
+    return path
+
+
+def _no_bold_cjk_notice(record: logging.LogRecord) -> bool:
+    # The package ships the regular weight only; bold Chinese is drawn regular, which matplotlib reports
+    # on stderr for every bold title ("Failed to find font weight bold"). That notice is expected here.
+    return "Failed to find font weight" not in record.getMessage()
+
+
+def register_cjk_font() -> str:
+    """Add the shipped CJK font to matplotlib's font manager for this process only (no config file changes).
+
+    Returns:
+        the font's family name ("Noto Sans CJK SC"), to put in ``font.sans-serif``.
+    """
+    path = cjk_font_path()
+    manager = matplotlib.font_manager.fontManager
+    if not any(Path(entry.fname) == path for entry in manager.ttflist):  # once per process
+        manager.addfont(path)
+        logging.getLogger("matplotlib.font_manager").addFilter(_no_bold_cjk_notice)
+    return matplotlib.font_manager.FontProperties(fname=path).get_name()
+
+
 def set_style() -> None:
-    """The one seaborn theme every notebook uses, with fonts that can draw Chinese where installed."""
+    """The one seaborn theme every notebook uses, with Chinese drawn by the shipped Noto Sans CJK SC.
+
+    matplotlib falls back glyph by glyph along ``font.family`` (not along the ``font.sans-serif`` list, where
+    only the first installed family is used), so the CJK font goes second there: Latin text keeps the
+    sans-serif font (DejaVu Sans here), and any glyph it lacks (Chinese) comes from the CJK font. Only this
+    process's rcParams change; no matplotlibrc is written.
+    """
     import seaborn as sns
 
     sns.set_theme(context="notebook", style="whitegrid")
-    cjk = [f for f in ("Noto Sans CJK SC", "WenQuanYi Zen Hei", "SimHei", "PingFang SC", "Microsoft YaHei")
-           if f in {font.name for font in matplotlib.font_manager.fontManager.ttflist}]
-    plt.rcParams["font.sans-serif"] = cjk + plt.rcParams["font.sans-serif"]
-    plt.rcParams["axes.unicode_minus"] = False
+    cjk = register_cjk_font()
+    plt.rcParams["font.family"] = ["sans-serif", cjk]
 
 
 def pipeline_diagram(stages: tuple[tuple[str, str], ...] = PIPELINE) -> Figure:
@@ -80,7 +137,7 @@ def heatmap(values, xlabels=None, ylabels=None, title: str = "", annot: bool = F
 
     Args:
         values: (rows, columns) numbers.
-        xlabels, ylabels: tick labels (None: automatic numbering). Use scripts the installed fonts can draw.
+        xlabels, ylabels: tick labels (None: automatic numbering); Chinese draws once set_style() ran.
         annot: write each value (two decimals) in its cell.
     Returns:
         the Figure.

@@ -308,21 +308,28 @@ def _mean_over_ranks(values: Tensor, info: DistInfo) -> Tensor:
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, data: Any, batch_size: int, max_batches: int, autocast=None,
                   info: DistInfo | None = None, collate_fn: Callable | None = None) -> float:
-    """Mean loss over ``max_batches * batch_size`` evenly spaced examples of ``data`` (all if fewer).
+    """The validation loss: mean cross-entropy per predicted target over ``max_batches * batch_size`` evenly
+    spaced examples of ``data`` (all if fewer).
 
-    The same examples every time, so successive evaluations are comparable; under DDP each rank scores
-    a share and the sums are added across ranks.
+    Each batch's mean loss is weighted by the targets it scored (``targets`` not ``-100``, or one per
+    ``labels`` entry), so the result is the per-token mean over all chosen examples whatever the batch size:
+    for a language model, nats per predicted token over the same fixed windows (``torch.linspace`` over the
+    whole set). The same examples every time, so successive evaluations are comparable; under DDP each rank
+    scores a share and the sums are added across ranks.
     """
     data = as_dataset(data)
     info = info or DistInfo(0, 1, next(model.parameters()).device)
     n = min(len(data), max_batches * batch_size * info.world_size)
     chosen = evenly_spaced(len(data), n)[info.rank::info.world_size]
-    total = torch.zeros(2, dtype=torch.float64, device=info.device)  # (sum of loss * examples, examples)
+    total = torch.zeros(2, dtype=torch.float64, device=info.device)  # (sum of loss * targets, targets)
     with eval_mode(model):
         for part in chosen.split(batch_size):
+            batch = to_device(fetch(data, part, collate_fn), info.device)
             with autocast or contextlib.nullcontext():
-                _, loss = model(**to_device(fetch(data, part, collate_fn), info.device))
-            total += torch.stack([loss.double() * len(part), torch.tensor(len(part), device=info.device)])
+                _, loss = model(**batch)
+            scored = ((batch["targets"] != -100).sum() if "targets" in batch  # predicted tokens: the weight
+                      else torch.tensor(len(part), device=info.device))  # one label per example
+            total += torch.stack([loss.double() * scored, scored.to(total)])
     if info.world_size > 1:
         dist.all_reduce(total)
     return (total[0] / total[1]).item()

@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             execute(nb, target.parent)
         for cell in nb.cells:
             cell.pop("id", None)
+            cell.metadata.pop("execution", None)  # nbclient's timestamps: noise in every diff
         nb.nbformat_minor = 4  # ids are optional in 4.4; without them diffs stay small
         nbformat.write(nb, target)
         print(f"wrote {target.relative_to(ROOT)}")

