@@ -289,7 +289,8 @@ class MultiHeadAttention(nn.Module):
         else:
             y, weights = self._fast(q, k, v, mask), None
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
-        return self.resid_dropout(self.c_proj(y)), weights
+        y = self.c_proj(y)
+        return (self.resid_dropout(y) if self.training else y), weights  # dropout: identity in eval mode
 
     def _fast(self, q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask) -> Tensor:
         p = self.dropout if self.training else 0.0
