@@ -840,7 +840,8 @@ def serve_command(args: argparse.Namespace) -> int:
     if config.workers > 1:
         os.environ["LLMGUIDE_SERVE_CONFIG"] = json.dumps(asdict(config))
         uvicorn.run("llmguide.serve:_app_from_env", factory=True, host=config.host, port=config.port,
-                    workers=config.workers, log_level="warning")
+                    workers=config.workers, log_level="warning",
+                    timeout_worker_healthcheck=300)  # each worker loads the models first: slow on a busy machine
     else:
         uvicorn.run(create_app(config, models), host=config.host, port=config.port, log_level="warning")
     return 0

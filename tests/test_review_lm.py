@@ -63,6 +63,27 @@ def test_recorded_validation_loss_is_what_the_weights_give(shipped):
     assert loss == pytest.approx(config["results"]["val_loss"], abs=1e-4)
 
 
+def test_the_recorded_validation_loss_is_the_per_token_cross_entropy_over_640_fixed_windows(shipped):
+    # The guide's one definition, written out: 640 evenly spaced validation windows, every predicted
+    # character weighted equally; evaluate_loss gives it whatever the batch size (notebook 04 uses 4).
+    model, tokenizer, config = shipped
+    _, val_texts, sep = _texts("reviews", 0.1)
+    val = TokenWindows(encode_documents(val_texts, tokenizer, sep), model.config.block_size)
+    assert config["train"]["batch_size"] * config["train"]["eval_steps"] == 640
+    chosen = torch.linspace(0, len(val) - 1, 640).round().long()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for part in chosen.split(128):
+            batch = val.get_batch(part)
+            logits, _ = model(batch["idx"], batch["targets"])  # (B, T, V)
+            total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(),
+                                                       reduction="sum").double().item()
+            count += batch["targets"].numel()
+    assert count == 640 * model.config.block_size
+    assert total / count == pytest.approx(config["results"]["val_loss"], abs=1e-4)
+    assert evaluate_loss(model, val, 4, 160) == pytest.approx(config["results"]["val_loss"], abs=1e-5)
+
+
 def test_the_data_card_records_the_checksum_and_the_numbers(shipped):
     _, _, config = shipped
     card = (data_dir() / "README.md").read_text(encoding="utf-8")

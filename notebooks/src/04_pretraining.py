@@ -1,16 +1,23 @@
 # %% [markdown]
 # # 04 · Pre-training a language model
 #
-# *Pre-training* is how a GPT learns language before it learns any task: it reads a large amount of text
+# *Pre-training* (预训练) is how a GPT learns language before it learns any task: it reads a large amount of text
 # and, at every position, guesses the next token. Nobody labels anything — the text is its own answer key —
 # which is why pre-training can use as much text as one can find (GPT-2: Radford et al. 2019; GPT-3: Brown
 # et al. 2020).
 #
 # This notebook pre-trains the GPT of notebook 03 on the ~14 thousand training reviews, character by
 # character, with the training engine of `llmguide.train`: the objective and its units (loss,
-# perplexity, bits per character), a real training run with its curves and learning-rate schedule, text
-# sampled before and after, what changes the result (learning rate, data size: overfitting), and how a
-# run is saved, reloaded and resumed exactly.
+# perplexity, bits per character), the optimiser and its learning-rate schedule, a real training run with
+# its curves, text sampled before and after, a longer-trained model whose samples follow their prompt
+# (measured: prompt consistency), what changes the result (learning rate, data size: overfitting), and
+# how a run is saved, reloaded and resumed exactly.
+#
+# **Numbers from training in this notebook** carry a stated tolerance: another CPU (or another thread
+# count) rounds the last bits of each step differently, and 500 optimiser steps amplify that, so your
+# losses may differ from the ones shown by up to 2%, 3% in the shortest runs (e.g. 5.86 here, 5.79 with one
+# thread at the end of the 500-step run). Numbers
+# computed from the shipped model `data/review-gpt` and from the data are exact.
 
 # %%
 # On Google Colab, fetch the guide and install llmguide; elsewhere it is already installed (see the README).
@@ -25,14 +32,17 @@ if IN_COLAB:
 
 # %%
 from llmguide import setup
+from llmguide.baselines import tfidf_baseline
 from llmguide.checkpoint import latest_checkpoint
+from llmguide.consistency import ConsistencyConfig, prompt_consistency, review_openings
+from llmguide.data import REVIEW_LABELS, load_reviews
 from llmguide.generate import generate
 from llmguide.lmdata import review_lm_data, review_texts
 from llmguide.model import GPT, GPTConfig
-from llmguide.plotting import compare_runs, set_style, training_curves
+from llmguide.plotting import compare_runs, grouped_bars, set_style, training_curves
 from llmguide.pretrain import load_model_folder, review_lm_dir, save_model_folder
 from llmguide.tokenizer import CharTokenizer
-from llmguide.train import TrainConfig, evaluate_loss, train
+from llmguide.train import TrainConfig, evaluate_loss, lr_at, train
 
 rt = setup(seed=0)  # the profile comes from $LLMGUIDE_PROFILE; setup(profile="gpu") forces one
 print(rt)
@@ -60,14 +70,14 @@ work = Path(tempfile.mkdtemp())  # checkpoints and model folders of this noteboo
 #
 # $$p(x_1, \dots, x_N) = \prod_{t=1}^{N} p_\theta(x_t \mid x_1, \dots, x_{t-1}).$$
 #
-# Training maximises it, i.e. minimises the average **cross-entropy** (negative log-likelihood) of
-# each true next token:
+# Training maximises it, i.e. minimises the average **cross-entropy** (交叉熵; the negative
+# log-likelihood) of each true next token:
 #
 # $$L = -\frac{1}{N} \sum_{t=1}^{N} \ln p_\theta(x_t \mid x_{<t}) \quad \text{(nats per token)}.$$
 #
 # Two ways to read the number:
 #
-# * **perplexity** $= e^{L}$: the model is as unsure as if it chose uniformly among $e^L$ tokens;
+# * **perplexity** (困惑度) $= e^{L}$: the model is as unsure as if it chose uniformly among $e^L$ tokens;
 # * **bits per character** $= L / \ln 2$ for a character-level model: how many bits a compressor driven
 #   by this model would need per character (Shannon 1948). Chinese characters carry more information than
 #   English letters, so expect larger numbers than for English text.
@@ -76,18 +86,28 @@ work = Path(tempfile.mkdtemp())  # checkpoints and model folders of this noteboo
 # loss starts at $\ln V$. That is the first thing to check in any training run.
 #
 # ## The data: token windows
-# The tokenizer of notebook 01 turns the reviews into one stream of character ids (each review ends with
-# a newline), fitted on the training reviews. Characters seen fewer than 5 times become `<unk>`, which
-# keeps the vocabulary (and the output layer) smaller at the cost of ~0.4% of the characters.
-# `review_lm_data` cuts windows of `block_size + 1` characters: the input is the first `block_size`, the
-# target the same shifted by one. Validation windows come from the validation reviews only, so no review
-# is in both.
+# The tokenizer (分词器) of notebook 01 turns the reviews into one stream of character ids (each review
+# ends with a newline), fitted on the training reviews. Characters seen fewer than 5 times become
+# `<unk>`, which keeps the vocabulary (and the output layer) smaller at the cost of a few characters in a
+# thousand (counted below). `review_lm_data` cuts windows of `block_size + 1` characters: the input is
+# the first `block_size`, the target the same shifted by one. Validation (验证集) windows come from the
+# validation reviews only, so no review is in both.
+#
+# **The validation loss, one definition everywhere in this guide:** the mean cross-entropy per predicted
+# character over the same 640 evenly spaced validation windows (`llmguide.train.evaluate_loss`; 640 × 128
+# = 81,920 predicted characters). Our run evaluates those windows, and so did the run that made the
+# shipped `data/review-gpt` (16 × 40 windows), so its card, this notebook and notebook 05 give it the same
+# number.
 
 # %%
 tokenizer = CharTokenizer.train([review_texts("train")], min_freq=5)
 config = GPTConfig.from_preset(rt.profile.name, vocab_size=tokenizer.vocab_size)
 data = review_lm_data(tokenizer, block_size=config.block_size)
 print(data.summary())
+train_ids = torch.tensor(tokenizer.encode(review_texts("train")))
+val_ids = torch.tensor(tokenizer.encode(review_texts("validation")))
+unk_train, unk_val = (train_ids == tokenizer.unk_id).float().mean().item(), (val_ids == tokenizer.unk_id).float().mean().item()
+print(f"<unk>: {100 * unk_train:.2f}% of the training characters, {100 * unk_val:.2f}% of the validation ones")
 example = data.train[3]
 print("input :", repr(tokenizer.decode(example["idx"][:24].tolist())))
 print("target:", repr(tokenizer.decode(example["targets"][:24].tolist())))
@@ -112,11 +132,25 @@ print(f"perplexity {math.exp(loss.item()):.0f} (V = {config.vocab_size}),  "
       f"bits per character {loss.item() / math.log(2):.2f}")
 
 # %% [markdown]
-# ## Samples before training
-# Generation (notebook 03) samples one character at a time from the model's next-token distribution.
-# Untrained, that distribution is nearly uniform: random characters.
+# A model that learns only how frequent each character is (a *unigram* model, no context at all) scores
+# the **entropy** of the character distribution of the training text, $H = -\sum_c p(c) \ln p(c)$: the
+# first milestone of any run.
 
 # %%
+counts = torch.bincount(train_ids, minlength=tokenizer.vocab_size).double()
+freq = counts[counts > 0] / counts.sum()
+unigram = -(freq * freq.log()).sum().item()
+print(f"unigram entropy of the training text: {unigram:.3f} nats per character (ln V = {math.log(config.vocab_size):.3f})")
+
+# %% [markdown]
+# ## Samples before training
+# Generation (notebook 03) samples one character at a time from the model's next-token distribution.
+# Untrained, that distribution is nearly uniform: random characters. (Sampled text from a model trained
+# in this notebook is not compared character by character when you re-run it; the cell asserts its
+# properties instead.)
+
+# %%
+# NBVAL_SAMPLED_TEXT
 prompts = ["这本书", "酒店的"]  # "this book", "the hotel's"
 
 
@@ -147,21 +181,57 @@ def samples(model):
 
 untrained = copy.deepcopy(model)  # kept for the checks at the end
 samples(model)
+before = sample_stats(model)
+assert all(len(tokenizer.decode(row)) > len(p) for row, p in zip(sample_ids(model), prompts))
+assert all(tokenizer.decode(row).startswith(p) for row, p in zip(sample_ids(model), prompts))  # prompt kept
+assert before["bigrams seen in training"] < 0.3, "random characters rarely form a pair seen in training"
 
 # %% [markdown]
-# ## Training
-# `train` runs AdamW (weight decay on matrices only), a linear warmup then a cosine decay of the learning
-# rate, gradient clipping, periodic evaluation on validation windows, and returns the history as a
-# DataFrame. The CPU profile trains about a minute; the GPU profile trains the larger model of notebook
-# 03's `gpu` preset for longer. Checkpoints go to `out_dir`.
+# ## The optimiser and its schedule
+# `train` updates the weights with **AdamW** (an 优化器 optimiser; Loshchilov & Hutter 2019). For each
+# weight $\theta$ with gradient $g_t$ at step $t$ it keeps running means of the gradient and of its square,
+#
+# $$m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,$$
+#
+# and moves each weight by $\eta_t$ in units of its own typical gradient size, plus a pull towards zero:
+#
+# $$\theta_t = \theta_{t-1} - \eta_t \Big( \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} + \lambda\, \theta_{t-1} \Big),
+# \qquad \hat m_t = \frac{m_t}{1-\beta_1^t},\ \hat v_t = \frac{v_t}{1-\beta_2^t}.$$
+#
+# * **Weight decay** (权重衰减) $\lambda$ (0.1 here): the $\lambda\theta$ term shrinks every matrix a little
+#   each step, so only weights the loss keeps asking for stay large. "Decoupled" (the W of AdamW): it is
+#   applied to the weight directly, not mixed into $g_t$ where Adam's division would rescale it. Biases
+#   and LayerNorm gains are not decayed (`make_optimizer`).
+# * **Learning-rate warmup** (学习率预热): for the first $w$ steps $\eta_t$ grows linearly,
+#   $\eta_t = \eta_{\max}\,(t+1)/(w+1)$. At initialisation $v_t$ is estimated from few gradients and the
+#   weights are random, so full-size steps would be noisy and can blow up.
+# * **Cosine decay** (余弦退火, cosine annealing): after warmup,
+#   $\eta_t = \eta_{\min} + \tfrac12 (1 + \cos(\pi p))(\eta_{\max} - \eta_{\min})$ with progress $p$ going
+#   from 0 to 1: large steps while the loss falls fast, small ones at the end to settle the weights.
+# * **Gradient clipping** (梯度裁剪): before each update, if the norm of all gradients together exceeds 1,
+#   they are scaled down to norm 1: $g \leftarrow g \cdot \min(1, 1/\lVert g \rVert)$. One unlucky batch
+#   then cannot throw the weights far.
+#
+# The CPU profile trains about a minute; the GPU profile trains the larger model of notebook 03's `gpu`
+# preset for longer. Checkpoints (检查点) go to `out_dir`. The schedule of this run, from `lr_at`:
 
 # %%
 train_config = TrainConfig(
     learning_rate=rt.profile.pick(cpu=3e-3, gpu=1e-3), min_lr=rt.profile.pick(cpu=3e-4, gpu=1e-4),
     warmup_steps=rt.profile.pick(cpu=30, gpu=100), batch_size=rt.profile.pick(cpu=4, gpu=64), beta2=0.99,
     max_steps=rt.profile.pick(cpu=500, gpu=3000), eval_interval=rt.profile.pick(cpu=125, gpu=250),
-    eval_steps=rt.profile.pick(cpu=32, gpu=50), out_dir=str(work / "run"))
+    eval_steps=640 // rt.profile.pick(cpu=4, gpu=64), out_dir=str(work / "run"))  # 640 validation windows
 print(train_config)
+schedule = [lr_at(step, train_config, train_config.max_steps) for step in range(train_config.max_steps)]
+print(f"step 0: {schedule[0]:.2e}, end of warmup (step {train_config.warmup_steps}): "
+      f"{schedule[train_config.warmup_steps]:.2e}, half-way: {schedule[train_config.max_steps // 2]:.2e}, "
+      f"last: {schedule[-1]:.2e}")
+fig, ax = plt.subplots(figsize=(6, 2.6))
+ax.plot(schedule)
+ax.axvline(train_config.warmup_steps, color="grey", ls=":", label="end of warmup")
+ax.set(xlabel="step", ylabel="learning rate", title="linear warmup, then cosine decay to min_lr")
+ax.legend()
+plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -170,21 +240,31 @@ history = train(model, data.train, data.val, train_config)
 seconds = time.perf_counter() - t0
 print(f"{len(history)} steps in {seconds:.0f} s, {history.tokens_per_s.median():.0f} tokens/s")
 
+# %% [markdown]
+# Your numbers in the next two cells may differ from the ones shown by up to 2% (losses) and 8%
+# (perplexity, which exponentiates the loss), for the reason given at the top.
+
 # %%
+# NBVAL_TOLERANCE rel=0.02 abs=0.02
 final = history.dropna(subset=["val_loss"]).iloc[-1]
 print(f"after {int(final.step)} steps: {int(final.tokens):,} tokens, "
       f"{final.tokens / data.train.n_tokens:.2f} of the training text")
 print(f"  train loss {history.train_loss.tail(20).mean():.3f}   validation loss {final.val_loss:.3f} nats")
-print(f"  validation perplexity {math.exp(final.val_loss):.1f}   bits per character {final.val_loss / math.log(2):.3f}")
+print(f"  bits per character {final.val_loss / math.log(2):.3f}")
 print(history.dropna(subset=["val_loss"])[["step", "lr", "train_loss", "val_loss"]].round(4).to_string(index=False))
+below_unigram = int(history.step[history.train_loss.rolling(10).mean() < unigram].iloc[0])
+print(f"the training loss (mean of 10 steps) first falls below the unigram entropy {unigram:.2f} at step {below_unigram}")
+
+# %%
+# NBVAL_TOLERANCE rel=0.08
+print(f"validation perplexity {math.exp(final.val_loss):.0f} (vocabulary {config.vocab_size})")
 
 # %% [markdown]
-# The loss falls fast at first — within a few dozen steps the model learns which characters are
-# frequent, which already takes it from $\ln V \approx 8$ to about 6.3 nats — then slowly, as it learns
-# which characters follow which. Validation follows training closely: the run sees less than a third of
-# the training text once, so it has no chance to memorise. The right panel is the learning rate: a
-# linear warmup (large steps on random weights are noisy), then a cosine decay whose small final steps
-# settle the weights.
+# The loss falls fast at first — within the first hundred or so steps the model learns which characters
+# are frequent, which takes it from $\ln V \approx 8$ to the unigram entropy computed above (6.19 nats) —
+# then slowly, as it learns which characters follow which. Validation follows training closely: the run
+# sees a quarter of the training text once, so it has no chance to memorise. The right panel is the
+# learning rate shown above.
 
 # %%
 fig = training_curves(history)
@@ -195,21 +275,26 @@ plt.show()
 # The same prompts and the same random seed as before training.
 
 # %%
+# NBVAL_SAMPLED_TEXT
 samples(model)
+after = sample_stats(model)
+assert all(tokenizer.decode(row).startswith(p) for row, p in zip(sample_ids(model), prompts))  # prompt kept
+assert after["special tokens"] == 0, "no <pad>/<unk>/<bos>/<eos> in the samples"
+assert after["bigrams seen in training"] > 0.8 > before["bigrams seen in training"] + 0.5
 
 # %% [markdown]
 # Not fluent yet, but no longer random: frequent characters, commas and full stops in plausible places,
-# common pairs such as 好的 and 还有 — about 90% of the character pairs it writes occur somewhere in the
-# training reviews, against about 13% before training. In one CPU minute the model has read only ~250
-# thousand characters; the GPU profile trains a 10 M-parameter model on ~50 million, and the loss keeps
-# falling.
+# common pairs — more than 80% of the character pairs it writes occur somewhere in the training reviews
+# (the cell asserts it), against under 30% before training. In one CPU minute the model has read only
+# ~250 thousand characters; the GPU profile trains a 10 M-parameter model on ~50 million, and the loss
+# keeps falling.
 #
 # ## What longer training buys
 # The project ran this recipe (the CPU-sized model, the same tokenizer and data) for 2,400 steps of 16
 # windows: 4.9 million characters, almost five passes over the training text, 12 minutes on two CPU
 # cores. Notebook 05 fine-tunes the result, which ships as `data/review-gpt` (its card is in
-# `data/README.md`). Here it is scored on the same validation windows as our run and asked the same
-# prompts.
+# `data/README.md`). Here it is scored on the same 640 validation windows as our run: the number is the
+# one its card and notebook 05 report.
 
 # %%
 shipped, shipped_tokenizer, shipped_info = load_model_folder(review_lm_dir())
@@ -217,25 +302,76 @@ assert shipped_tokenizer.itos == tokenizer.itos, "the same character vocabulary,
 shipped_val = evaluate_loss(shipped, data.val, train_config.batch_size, train_config.eval_steps)
 shipped_history = pd.read_csv(review_lm_dir() / "history.csv")
 print(f"data/review-gpt: {shipped_info['results']['steps']:,} steps, {int(shipped_history.tokens.iloc[-1]):,} tokens")
-print(f"validation loss {shipped_val:.3f} nats (perplexity {math.exp(shipped_val):.1f}) vs {final.val_loss:.3f} "
-      f"(perplexity {math.exp(final.val_loss):.1f}) after this notebook's run")
+print(f"validation loss {shipped_val:.3f} nats (perplexity {math.exp(shipped_val):.1f}); "
+      f"recorded on its card: {shipped_info['results']['val_loss']:.3f}")
 fig = compare_runs({"this notebook": history, "data/review-gpt": shipped_history}, x="tokens", xscale="log",
                    title="validation loss against characters read")
 plt.show()
-samples(shipped)
 
 # %% [markdown]
 # The two lines are not one run (batch 4 against 16, each with its own learning-rate schedule), but the
-# picture is plain: a quarter of one pass over the text leaves the model near 5.8 nats, five passes take
-# it below 4. The longer-trained model writes review-like phrases (a book, a hotel whose 服务态度极差)
-# rather than frequent characters in plausible places, and in notebook 05 that is what makes
-# pre-training pay off.
+# picture is plain: a quarter of one pass over the text leaves the model near 5.9 nats, five passes take
+# it below 4.
 #
-# ## What changes results: the learning rate
-# The learning rate is the setting that matters most. Four short runs of a smaller model (2 layers, 64
-# wide), identical except for the peak learning rate:
+# ## Samples that follow the prompt
+# The longer-trained model is good enough for its samples to depend on what they are asked to continue.
+# Two openings with opposite sentiment, "质量很好，" (the quality is very good, ...) and "质量太差了，"
+# (the quality is terrible, ...), each continued three times with fixed seeds (shipped weights: the same
+# text on every run of this machine):
 
 # %%
+openers = {"positive": "质量很好，", "negative": "质量太差了，"}
+for kind, opener in openers.items():
+    for seed in range(3):
+        out = generate(shipped, shipped_tokenizer.encode(opener), max_new_tokens=30, temperature=0.6, top_k=50,
+                       eos_id=shipped_tokenizer.encode("\n")[0], seed=seed)
+        print(f"{kind}: {shipped_tokenizer.decode(out.tolist()).strip()}")
+
+# %% [markdown]
+# ### Prompt consistency, measured
+# Two examples prove little. `llmguide.consistency` measures it on 40 openings: the first 12 characters
+# of 20 positive and 20 negative **test** reviews (never seen in pre-training, and checked not to occur
+# anywhere in the training text), each one whose own words already show its review's sentiment. Each is
+# continued 8 times (fixed seeds), the prompt is removed, and the TF-IDF classifier of notebook 05
+# (fitted on the training reviews) labels the continuation alone. The share that agrees with the prompt's
+# sentiment is the measurement; the same on an untrained GPT of the same size is the control: a model
+# that ignores its prompt lands near 50% whatever the judge's bias, because the prompts are balanced.
+# (The sampled continuations of the shipped model can differ on another CPU, so your share may differ
+# from the one shown by up to 3 points.)
+
+# %%
+# NBVAL_TOLERANCE abs=0.03
+judge = tfidf_baseline().fit(load_reviews("train").text.tolist(), load_reviews("train").label.to_numpy())
+consistency_config = ConsistencyConfig()
+openings = review_openings(load_reviews("test"), review_texts("train"), shipped_tokenizer, judge, consistency_config)
+consistency = prompt_consistency(shipped, shipped_tokenizer, openings, judge, REVIEW_LABELS, consistency_config)
+torch.manual_seed(0)
+control = prompt_consistency(GPT(shipped.config), shipped_tokenizer, openings, judge, REVIEW_LABELS,
+                             consistency_config)
+for name, r in {"data/review-gpt": consistency, "untrained GPT (control)": control}.items():
+    print(f"{name:>24}: {r.share:.2f} of {r.n_scored} continuations keep the prompt's sentiment "
+          f"(positive prompts {r.share_by_class['positive']:.2f}, negative {r.share_by_class['negative']:.2f})")
+print(consistency.samples.groupby("prompt_label").head(2)[["prompt", "continuation", "predicted"]].to_string(index=False))
+
+# %%
+table = pd.DataFrame({name: r.share_by_class | {"all": r.share}
+                      for name, r in {"data/review-gpt": consistency, "untrained GPT": control}.items()})
+fig = grouped_bars(table, title="continuations that keep the prompt's sentiment", ylabel="share")
+fig.axes[0].axhline(0.5, color="grey", ls=":")
+plt.show()
+
+# %% [markdown]
+# The shipped model keeps the prompt's sentiment in about 70% of its continuations, the untrained one in
+# about half: the samples depend on the prompt. It is short of the 75% one would like: a 1.2 M-parameter
+# character model often drifts to another topic within 30 characters, and the TF-IDF judge (87% on whole
+# reviews) errs more on fragments. In notebook 05 the same pre-trained weights make the better classifier.
+#
+# ## What changes results: the learning rate
+# The learning rate (学习率) is the setting that matters most. Four short runs of a smaller model (2
+# layers, 64 wide), identical except for the peak learning rate:
+
+# %%
+# NBVAL_TOLERANCE rel=0.03 abs=0.02
 small = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=4, n_embd=64)
 small_data = review_lm_data(tokenizer, block_size=small.block_size)
 
@@ -265,11 +401,13 @@ plt.show()
 #
 # ## What changes results: the amount of data (overfitting)
 # Train the same small model on only 40 reviews (~3 thousand characters), for many passes. It memorises
-# them: the training loss keeps falling while the validation loss — on reviews it never saw — turns
-# around and rises. The more text, the later that happens; this is why pre-training uses as much text as
-# possible, and why a held-out validation set is watched (early stopping: `TrainConfig(patience=...)`).
+# them (过拟合, overfitting): the training loss keeps falling while the validation loss — on reviews it
+# never saw — turns around and rises. The more text, the later that happens; this is why pre-training
+# uses as much text as possible, and why a held-out validation set is watched (早停, early stopping:
+# `TrainConfig(patience=...)`).
 
 # %%
+# NBVAL_TOLERANCE rel=0.01 abs=0.02
 tiny_data = review_lm_data(tokenizer, block_size=small.block_size, max_docs=40)
 _, overfit = short_run(3e-3, data=tiny_data, steps=rt.profile.pick(cpu=120, gpu=400), min_lr=3e-3)
 evals = overfit.dropna(subset=["val_loss"]).assign(passes=lambda h: h.tokens / tiny_data.train.n_tokens)
@@ -338,6 +476,11 @@ assert math.exp(final.val_loss) < config.vocab_size / 7, "perplexity far below t
 assert history.lr.max() == train_config.learning_rate and history.lr.iloc[-1] < 1.1 * train_config.final_lr
 assert sample_stats(model)["bigrams seen in training"] > 0.8, "samples are mostly valid text"
 assert sample_stats(model)["special tokens"] == 0 and sample_stats(untrained)["bigrams seen in training"] < 0.3
+assert 0.002 < unk_train < 0.004 and abs(unigram - 6.19) < 0.01  # the data's numbers quoted in the text
+assert abs(shipped_val - shipped_info["results"]["val_loss"]) < 1e-4, "one validation loss: the card's"
+assert schedule[0] < schedule[train_config.warmup_steps] == max(schedule) and schedule[-1] < 1.1 * train_config.min_lr
+assert below_unigram < 200 and final.val_loss < unigram, "past the unigram model early, and far below it"
+assert consistency.share > 0.62 and abs(control.share - 0.5) < 0.08, "samples follow the prompt; the control does not"
 final_val = {name: h.val_loss.dropna().iloc[-1] for name, h in runs.items()}
 assert min(final_val, key=final_val.get) == "lr=0.01", "the best rate is neither the smallest nor the largest"
 assert runs["lr=1"].val_loss.max() > ln_v, "a far too large rate first makes the model worse than random"

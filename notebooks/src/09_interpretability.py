@@ -192,9 +192,25 @@ print(pd.DataFrame({"input": [lm_tok.decode([int(t)]) for t in ids[0]], "final p
                     "first layer (0-29) with it on top": first}).to_string(index=False))
 
 # %% [markdown]
+# The same reading on a few more prompts, English and Chinese: the model's final next token after the whole
+# prompt, and the first layer at which the lens puts it on top.
+
+# %%
+more = ["One, two, three, four,", "Monday, Tuesday, Wednesday,", "The opposite of hot is", "中国的首都是"]
+rows = []
+for text in more:
+    p_ids = lm_tok(text, return_tensors="pt").input_ids
+    top = hf_logit_lens(lm, p_ids)[:, 0, -1].argmax(-1)  # (L,) top token after each layer, last position
+    rows.append((text, lm_tok.decode([int(top[-1])]), int((top == top[-1]).int().argmax()),
+                 int((top == top[-1]).sum())))
+print(pd.DataFrame(rows, columns=["prompt", "next token", "first layer (0-29) on top",
+                                  "layers with it on top"]).to_string(index=False))
+
+# %% [markdown]
 # Easy continuations are on top early (" of" → " the" from layer 0, " capital" → " of" from layer 18),
 # while the fact arrives late: after " is", " Paris" reaches the top only at the last layer (29), and after
-# the final " of" at layer 27. This is a *reading* of the residual stream with a
+# the final " of" at layer 27. On the extra prompts, " five" and " cold" reach the top only at layers 29
+# and 28. This is a *reading* of the residual stream with a
 # decoder trained for the last layer only, so an early layer can hold the answer in a form this decoder
 # does not read: a late first-appearance is a lower bound on what the layer knows, not a proof of
 # ignorance.
