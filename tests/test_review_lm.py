@@ -67,8 +67,7 @@ def test_the_recorded_validation_loss_is_the_per_token_cross_entropy_over_640_fi
     # The guide's one definition, written out: 640 evenly spaced validation windows, every predicted
     # character weighted equally; evaluate_loss gives it whatever the batch size (notebook 04 uses 4).
     model, tokenizer, config = shipped
-    _, val_texts, sep = _texts("reviews", 0.1)
-    val = TokenWindows(encode_documents(val_texts, tokenizer, sep), model.config.block_size)
+    val = review_lm_data(tokenizer, model.config.block_size).val  # the validation reviews, one window per position
     assert config["train"]["batch_size"] * config["train"]["eval_steps"] == 640
     chosen = torch.linspace(0, len(val) - 1, 640).round().long()
     total, count = 0.0, 0
