@@ -58,7 +58,7 @@ GLOSSARY: tuple[Term, ...] = (
     Term("校准", "calibration", "whether predicted probabilities match observed frequencies", "06"),
     Term("温度缩放", "temperature scaling", "dividing logits by one number T fitted on validation data", "06"),
     Term("鲁棒性", "robustness", "how results hold on groups and domains unlike the training data", "06"),
-    Term("部署", "deployment", "serving a model to users behind an API, with batching and limits", "07 (coming)"),
+    Term("部署", "deployment", "serving a model to users behind an API, with batching and limits", "07"),
     Term("量化", "quantization", "storing weights in fewer bits (int8, int4) to save memory and time",
          "08 (coming)"),
     Term("剪枝", "pruning", "removing weights or heads that matter least", "08 (coming)"),

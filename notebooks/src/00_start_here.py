@@ -8,8 +8,8 @@
 # pre-training (预训练) → fine-tuning (微调) → evaluation (评估) → deployment (部署) → efficiency (效率) →
 # interpretability (可解释性).
 #
-# Notebooks 00–06 cover the steps up to evaluation, and notebook 09 interpretability; the notebooks on
-# deployment and efficiency are coming (the table below lists them). The 术语表 (glossary) at the end of this
+# Notebooks 00–07 cover the steps up to deployment, and notebook 09 interpretability; the notebook on
+# efficiency is coming (the table below lists it). The 术语表 (glossary) at the end of this
 # notebook gives the Chinese term for every idea the guide teaches.
 #
 # Every notebook opens the same way (the next two cells): install on Colab, import from `llmguide`,
@@ -92,7 +92,7 @@ plt.show()
 # | 04 | pre-training a small language model | `train`, `checkpoint` |
 # | 05 | fine-tuning for text classification | `classify` |
 # | 06 | evaluation | `evaluate`, `baselines` |
-# | 07 | serving a model (coming) | |
+# | 07 | serving a model (部署 deployment) and user interaction | `serve`, `batching` |
 # | 08 | cost and efficiency: quantization, pruning, distillation (coming) | |
 # | 09 | interpretability: attention maps, the logit lens, attributions, probes, patching | `interpret`, `attribution`, `induction` |
 # | 10 | BERT, an encoder model (coming) | |
@@ -162,7 +162,7 @@ for _, row in reviews[reviews.split == "test"].groupby("label_name").head(1).ite
 # | 校准 | calibration | whether predicted probabilities match observed frequencies | 06 |
 # | 温度缩放 | temperature scaling | dividing logits by one number T fitted on validation data | 06 |
 # | 鲁棒性 | robustness | how results hold on groups and domains unlike the training data | 06 |
-# | 部署 | deployment | serving a model to users behind an API, with batching and limits | 07 (coming) |
+# | 部署 | deployment | serving a model to users behind an API, with batching and limits | 07 |
 # | 量化 | quantization | storing weights in fewer bits (int8, int4) to save memory and time | 08 (coming) |
 # | 剪枝 | pruning | removing weights or heads that matter least | 08 (coming) |
 # | 蒸馏 | distillation | training a small model to imitate a large one's outputs | 08 (coming) |
