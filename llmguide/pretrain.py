@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from llmguide.checkpoint import latest_checkpoint
-from llmguide.data import data_dir, load_shakespeare
+from llmguide.data import data_dir, load_shakespeare, read_text
 from llmguide.folder import CONFIG, HISTORY, TOKENIZER, load_folder, read_meta, save_folder
 from llmguide.lmdata import LMData, review_lm_data, review_texts, split_text, text_lm_data
 from llmguide.model import GPT, GPTConfig
@@ -121,10 +121,7 @@ def _corpus_text(corpus: str) -> str | None:
     path = Path(corpus)
     if not path.is_file():
         raise FileNotFoundError(f"corpus {corpus!r} is neither one of {CORPORA} nor a text file")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text ({err.reason}): re-save it as UTF-8") from err
+    return read_text(path)
 
 
 def _lm_data(corpus: str, text: str | None, tokenizer: Tokenizer, block_size: int, val_fraction: float) -> LMData:
