@@ -7,7 +7,8 @@
 # sleeping: 猫 (*cat*). **Attention** (注意力) is the mechanism that can move that information from one
 # position to another; this notebook builds it and checks it, and section 4 constructs heads by hand and
 # measures where each token looks. Whether a *trained* model really learns a head in which 睡觉 looks at
-# 猫 is a measurement on trained weights: notebook 09 (coming) studies that; nothing here claims it.
+# 猫 is a measurement on trained weights: [notebook 09](09_interpretability.ipynb) measures it on the shipped
+# review model; nothing here claims it.
 # Attention is three linear maps and a softmax:
 #
 # $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right) V$$
@@ -308,7 +309,7 @@ plt.show()
 # The cost is the same as one big head; the gain is that heads can specialise. Interpretability studies
 # of trained models report heads that look at the previous token, at a separator token, at the direct
 # object of a verb (Clark et al., 2019, *What Does BERT Look At?*); this guide measures
-# trained heads in notebook 09 (coming), not here. Here we **construct** two such heads by hand, on the
+# trained heads in [notebook 09](09_interpretability.ipynb), not here. Here we **construct** two such heads by hand, on the
 # sentence *my cat is sleeping on the sofa* and on its Chinese half 我家的猫在沙发上睡觉 split into words
 # (both have 7 tokens), with $C = 16$, $n_h = 2$, $h_s = 8$. Each token's embedding is a one-hot
 # **position** in dims 0–7 and a random **content** vector in dims 8–15. The heads below look only at
@@ -407,7 +408,7 @@ print(f"max |SDPA - explicit| < 1e-6: {fast_vs_explicit < 1e-6}")  # float32 rou
 # Feeding the tokens one by one gives the same outputs as the whole sentence at once:
 
 # %%
-cache = KVCache()
+cache = KVCache(max_len=7)  # one buffer reserved for the 7 positions
 with torch.no_grad():
     y_steps = torch.cat([layer(xb[:, t:t + 1], attention_mask=attention_mask[:, :t + 1], kv_cache=cache)[0]
                          for t in range(7)], dim=1)
@@ -479,7 +480,7 @@ print(mem.round(3).to_string())
 # %%
 # NBVAL_IGNORE_OUTPUT
 def one_at_a_time(layer, x):
-    cache = KVCache()
+    cache = KVCache(max_len=x.size(1))
     return [layer(x[:, t:t + 1], kv_cache=cache) for t in range(x.size(1))]
 
 
@@ -527,14 +528,14 @@ plt.show()
 # What the tables show. Memory of the attention weights grows exactly 4× when T doubles, the RNN's states
 # 2×. Arithmetic (exact): at T = 1024 attention does 18× the RNN's (302 vs 17 MFLOP), because of the
 # $T^2$ term. Time (the lines under the table, from the run saved here on 2 shared CPU cores; yours will
-# differ): the RNN, with by far the least arithmetic, is nowhere near 18× faster, and at some lengths is
-# slower than SDPA. The throughput line says why: the RNN's T sequential steps are each a tiny
+# differ): the RNN, with by far the least arithmetic, is nowhere near 18× faster, and it is slower than
+# SDPA at most lengths (the first line counts them). The throughput line says why: the RNN's T sequential steps are each a tiny
 # $(1 \times 64)\cdot(64 \times 64)$ product, which leaves the machine's parallel units idle, so it gets a
 # few GFLOP/s out of the same cores on which attention's few large matrix products get several times
 # more. That is the sense in which attention "parallelises": not less work, but work without a chain of
 # dependent steps, so it can fill wide hardware. Forcing attention to be sequential shows the same thing
-# from the other side: one position at a time with a KV cache (what generation must do) is tens to
-# hundreds of times slower than all positions at once (the last line). On a GPU, with thousands of parallel units, the gap in
+# from the other side: one position at a time with a KV cache (what generation must do) is tens of times
+# slower or more than all positions at once (the last line). On a GPU, with thousands of parallel units, the gap in
 # throughput between sequential and parallel work is much larger than on 2 CPU cores; this notebook does
 # not measure that (`benchmarks/attention.py --device cuda` measures attention there). SDPA does the same
 # O(T²) arithmetic as the explicit path but never stores the T×T matrix; `benchmarks/attention.py`

@@ -265,7 +265,7 @@ outside = ("wte.", "wpe.", "ln_f.")  # everything else lives in block 0
 one_block.load_state_dict({("transformer." if k.startswith(outside) else "transformer.h.0.") + k: v
                            for k, v in full.state_dict().items()} | {"lm_head.weight": full.wte.weight})
 probe = torch.randint(0, tiny["V"], (2, tiny["T"]))
-torch.testing.assert_close(full(probe)[0], one_block(probe)[0])
+torch.testing.assert_close(full(probe)[0], one_block(probe, all_logits=True)[0])
 print("Ladder with every piece == llmguide GPT with n_layer=1")
 
 # %%
@@ -365,7 +365,7 @@ def walk(model, idx):
 idx = torch.tensor([tok.encode("这本书很好看"), tok.encode("房间很干净。")], device=device)  # B = 2, T = 6
 logits, shapes = walk(model, idx)
 print(pd.DataFrame(shapes, columns=["step", "shape"]).to_string(index=False))
-torch.testing.assert_close(logits, model(idx)[0])
+torch.testing.assert_close(logits, model(idx, all_logits=True)[0])
 print("step-by-step walk == model(idx)")
 
 # %% [markdown]

@@ -76,7 +76,7 @@ gpt, tok, _ = load_model_folder(review_lm_dir())
 sentence = "我家的猫在沙发上睡觉"  # my cat is sleeping on the sofa
 idx = torch.tensor([tok.encode(sentence)])
 with torch.no_grad():
-    plain = gpt(idx)[0]
+    plain = gpt(idx, all_logits=True)[0]
 logits, rec = run_with_hooks(gpt, idx)
 hooks_diff = (logits - plain).abs().max().item()
 print("recorded:", sorted({name.split(".")[0] for name in rec.acts}), "x", gpt.config.n_layer, "layers")
