@@ -34,7 +34,7 @@ if IN_COLAB:
 # %%
 from llmguide import setup
 from llmguide.batching import classify_batch
-from llmguide.classify import _pad_id, collate, encode_texts, run_finetune
+from llmguide.classify import pad_id, collate, encode_texts, run_finetune
 from llmguide.data import load_reviews
 from llmguide.inference import load_classifier
 from llmguide.plotting import set_style
@@ -89,7 +89,7 @@ torch.set_num_threads(1)
 clf = load_classifier(clf_dir, device="cpu")
 review = "物流很快，包装完好，东西很好用，下次还会再来买"
 ids, _ = encode_texts([review], clf.tokenizer, clf.block_size, clf.end_id, warn=False)
-batch = collate([{"idx": ids[0]}], pad_id=_pad_id(clf.tokenizer))
+batch = collate([{"idx": ids[0]}], pad_id=pad_id(clf.tokenizer))
 with torch.inference_mode():
     logits, _ = clf.model(batch["idx"], batch["attention_mask"])
 probs = logits.softmax(-1)[0]
@@ -131,7 +131,7 @@ class Job:  # what the server's batcher hands classify_batch: one request's toke
 
 
 sizes = [1, 2, 4, 8, 16, 32, 64]
-pad = _pad_id(clf.tokenizer)
+pad = pad_id(clf.tokenizer)
 seconds = {b: best_time(lambda b=b: classify_batch(clf.model, [Job(encoded)], pad, max_rows=b), repeats=3)
            for b in sizes}
 curve = pd.DataFrame({"batch": sizes, "texts/s": [len(texts) / seconds[b] for b in sizes],
