@@ -245,6 +245,9 @@ class MultiHeadAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
         self.n_head = n_head
         self.n_embd = n_embd
+        # Each head's width. Kept apart from n_embd // n_head so structured pruning (llmguide.prune) can drop
+        # whole heads: then c_attn maps C -> 3 * n_head * head_size with n_head * head_size < C.
+        self.head_size = n_embd // n_head
         self.dropout = dropout
         self.causal = causal
 
@@ -268,7 +271,7 @@ class MultiHeadAttention(nn.Module):
         if x.dim() != 3 or x.size(-1) != self.n_embd:
             raise ValueError(f"x must be (B, T, C) with C = n_embd = {self.n_embd}, got shape {tuple(x.shape)}")
         B, T, C = x.shape
-        hs = C // self.n_head
+        hs = self.head_size
         # (B, T, 3C) -> (B, T, 3, nh, hs) -> 3 x (B, nh, T, hs): q, k, v of every head, in one reshuffle
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, hs).permute(2, 0, 3, 1, 4).unbind(0)
         if mask is None:
@@ -288,7 +291,7 @@ class MultiHeadAttention(nn.Module):
                 y = weights @ v
         else:
             y, weights = self._fast(q, k, v, mask), None
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
+        y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * hs)  # put the heads side by side again
         y = self.c_proj(y)
         return (self.resid_dropout(y) if self.training else y), weights  # dropout: identity in eval mode
 
