@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from llmguide.attention import AttentionMask, KVCache, MultiHeadAttention, build_mask
 from llmguide.download import from_hub
@@ -148,6 +149,9 @@ class GPT(nn.Module):
         # Weight tying (Press & Wolf 2017): the output layer scores each token by its input embedding,
         # saving V*C parameters (38.6M of GPT-2's 124M).
         self.transformer.wte.weight = self.lm_head.weight
+        # Activation checkpointing (Chen et al. 2016): in training, keep only each block's input and recompute
+        # its activations in the backward pass: less peak memory for about one more forward pass of time.
+        self.activation_checkpointing = False
         self.apply(self._init_weights)
         # GPT-2 scales the init of each residual projection by 1/sqrt(2*n_layer) (two per block), so the
         # residual stream's variance does not grow with depth.
@@ -216,7 +220,10 @@ class GPT(nn.Module):
         x = self.transformer.drop(x) if self.training else x  # dropout is the identity in eval mode
         mask = build_mask(attention_mask, T, past + T, causal=True, device=idx.device)  # once, for every layer
         for i, block in enumerate(self.transformer.h):
-            x = block(x, mask, kv_caches[i] if kv_caches is not None else None)
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled() and kv_caches is None:
+                x = checkpoint(block, x, mask, use_reentrant=False)
+            else:
+                x = block(x, mask, kv_caches[i] if kv_caches is not None else None)
         return self.transformer.ln_f(x)  # (B, T, C)
 
     def forward(
