@@ -86,16 +86,22 @@ class Recording:
     def attention(self, layer: int) -> Tensor:
         """Each head's attention weights in ``layer``, recomputed from ``attn_in``: (B, nh, T, T).
 
-        The weights are softmax(q kᵀ / √hs) under the causal mask (and the padding mask, if the forward
-        pass had one), with the layer's own ``c_attn``; eval mode (no attention dropout) is assumed.
+        The weights are softmax(q kᵀ / √hs) under the causal mask (none for an encoder such as
+        :class:`llmguide.vit.ViT`) and the padding mask, if the forward pass had one, with the layer's own
+        ``c_attn``; eval mode (no attention dropout) is assumed.
         """
         attn = self.model.transformer.h[layer].attn
         q, k, _ = _qkv(attn, self[f"attn_in.{layer}"])
         T = q.size(2)
         seen = self.masks.get(layer)  # None, a (B, T) 0/1 padding mask, or a bool mask built by the model
         extra = None if seen is None else padding_mask(seen) if seen.dim() == 2 else seen.bool()
-        mask = combine_masks(causal_mask(T, device=q.device), extra)  # (T, T) or (B, 1, T, T)
-        scores = (q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))).masked_fill(~mask, float("-inf"))
+        # a GPT's attention is causal; an encoder's (a ViT's, causal=False) sees every position
+        causal = causal_mask(T, device=q.device) if getattr(attn, "causal", True) else None
+        mask = combine_masks(causal, extra)  # None, (T, T) or (B, 1, T, T)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, nh, T, T)
+        if mask is None:
+            return torch.softmax(scores, dim=-1)
+        scores = scores.masked_fill(~mask, float("-inf"))
         dead = ~mask.any(-1, keepdim=True)  # a left-padding query sees no key: zero weights, not NaN
         return torch.softmax(scores.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)  # (B, nh, T, T)
 
