@@ -34,8 +34,9 @@ from pathlib import Path
 import pandas as pd
 
 from llmguide.baselines import run_tfidf_baseline
-from llmguide.classify import HUB_MODEL, run_finetune
+from llmguide.classify import HUB_MODEL
 from llmguide.data import REVIEW_LABELS, load_reviews
+from llmguide.finetune import run_finetune
 from llmguide.pretrain import REVIEW_LM_SETTINGS, run_pretrain
 from llmguide.runtime import setup
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +31,15 @@ import torch
 from torch import Tensor, nn
 
 from llmguide.data import REVIEW_LABELS, assign_splits, load_reviews
-from llmguide.evaluate import evaluate
 from llmguide.folder import (
-    HISTORY,
     LABELS,
-    REPORT,
-    TOKENIZER,
-    TOKENIZER_CONFIG,
-    read_meta,
     save_folder,
 )
 from llmguide.model import GPT, GPTClassifier
 from llmguide.profiles import FINETUNE_SETTINGS
-from llmguide.runtime import evenly_spaced, get_profile
-from llmguide.tokenizer import Tokenizer, load_tokenizer
-from llmguide.train import TrainConfig, train
+from llmguide.runtime import evenly_spaced
+from llmguide.tokenizer import Tokenizer
+from llmguide.train import train
 
 # A public GPT-2 pre-trained on Chinese text (CLUECorpusSmall; Zhao et al. 2019, "UER"), for the
 # hub row of the results table when online.
@@ -372,18 +365,6 @@ def file_datasets(train_file: str | Path, val_file: str | Path | None, test_file
             for k, df in frames.items()}
 
 
-def _load_body_and_tokenizer(pretrained: str | Path) -> tuple[Any, Any]:
-    path = Path(pretrained).expanduser()
-    if path.is_dir():
-        if not (path / TOKENIZER).is_file() and not (path / TOKENIZER_CONFIG).is_file():
-            raise FileNotFoundError(f"{path} has no {TOKENIZER}: pass a folder written by `llmguide pretrain`")
-        return GPT.from_pretrained(str(path)), load_tokenizer(path)  # llmguide's folder or save_pretrained's
-    if path.exists() or str(pretrained).startswith((".", "/", "~")):
-        raise FileNotFoundError(f"no pre-trained model folder at {path}: run `llmguide pretrain --out {path}` "
-                                "first, or pass a Hugging Face GPT-2 name such as gpt2")
-    return GPT.from_pretrained(str(pretrained)), load_tokenizer(str(pretrained))  # hub name (needs internet)
-
-
 def end_token_id(tokenizer: Tokenizer) -> int | None:
     """The id to append to each text for classification: the newline that ends every document in our
     pre-training stream (when it is one known token), else the tokenizer's end-of-sequence id, else None.
@@ -400,92 +381,3 @@ def end_token_id(tokenizer: Tokenizer) -> int | None:
     return eos if isinstance(eos, int) else None
 
 
-def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | None = None,
-                 train_file: str | Path | None = None, val_file: str | Path | None = None,
-                 test_file: str | Path | None = None, trainable: str = "all",
-                 overrides: Mapping[str, Any] | None = None, max_train: int | None = None,
-                 max_tokens: int | None = None, scratch: bool = False, end_token: bool = True,
-                 progress: bool = False, seed: int = 0):
-    """Fine-tune a pre-trained GPT into a classifier, evaluate it, and save the classifier folder.
-
-    Args:
-        pretrained: a model folder from ``llmguide pretrain`` / :func:`llmguide.pretrain.run_pretrain`,
-            or a Hugging Face GPT-2 name (online).
-        out_dir: the classifier folder to write (model, config, tokenizer, labels.json, plus
-            ``history.csv`` and ``report.json``).
-        profile: "cpu" or "gpu" settings (:data:`llmguide.profiles.FINETUNE_SETTINGS`); None: the runtime profile.
-        train_file, val_file, test_file: CSV files with ``text`` and ``label``; None: the review corpus.
-        trainable: "all" or "head".
-        overrides: TrainConfig fields, e.g. ``{"max_steps": 50}``.
-        max_train: use only this many training examples.
-        max_tokens: cut texts to this many tokens (default: the model's block_size).
-        scratch: keep the pre-trained model's sizes and tokenizer but start from random weights (the
-            "trained from scratch on the labelled data only" baseline, with everything else equal).
-        end_token: append :func:`end_token_id` to every text.
-        progress: show a progress bar.
-        seed: seeds the head (and the body when ``scratch``) and the data order.
-    Returns:
-        ``(out_dir, report)``: the folder and the :class:`~llmguide.evaluate.EvalReport` on the test set
-        (on the validation set when a ``train_file`` comes without a ``test_file``).
-    """
-    profile = get_profile(profile).name
-    body, tokenizer = _load_body_and_tokenizer(pretrained)
-    if scratch:
-        torch.manual_seed(seed)
-        body = GPT(body.config)
-    block = min(max_tokens or body.config.block_size, body.config.block_size)
-    end_id = end_token_id(tokenizer) if end_token else None
-    if train_file is None:
-        data = review_datasets(tokenizer, block, max_train=max_train, end_id=end_id, warn=False)
-    else:
-        data = file_datasets(train_file, val_file, test_file, tokenizer, block, end_id=end_id, warn=False)
-        if max_train is not None:
-            data["train"] = data["train"].subset(evenly_spaced(len(data["train"]), max_train).tolist())
-    labels = data["train"].label_names
-    config = TrainConfig(**{**FINETUNE_SETTINGS[profile], "seed": seed, **dict(overrides or {}), "progress": progress})
-    classifier = classifier_from_pretrained(body, len(labels), trainable, seed)
-    history = finetune(classifier, data["train"], data["validation"], config, trainable)
-    split = "test" if "test" in data else "validation"
-    report = evaluate(classifier, iter_batches(data[split], 128), labels=labels)
-    meta = {"source": "scratch" if scratch else str(pretrained), "trainable": trainable, "block_size": block,
-            "end_id": end_id, "finetune": asdict(config), "data": {k: v.summary() for k, v in data.items()},
-            "evaluated_on": split, "results": report.to_dict()}
-    files = {HISTORY: lambda p: history.to_csv(p, index=False), REPORT: report.save}
-    return save_classifier(classifier.cpu(), tokenizer, labels, out_dir, meta, files), report
-
-
-def add_finetune_arguments(parser: Any) -> Any:
-    """The arguments of ``llmguide finetune``."""
-    parser.add_argument("pretrained", metavar="PRETRAINED",
-                        help="a model folder from `llmguide pretrain`, or a Hugging Face GPT-2 name (online)")
-    parser.add_argument("--out", default="runs/classifier", help="the classifier folder to write (default: %(default)s)")
-    parser.add_argument("--profile", choices=("cpu", "gpu"), default=None,
-                        help="fine-tuning sizes (default: $LLMGUIDE_PROFILE, else gpu with CUDA, else cpu)")
-    parser.add_argument("--train", dest="train_file", metavar="CSV",
-                        help="labelled data with 'text' and 'label' columns (default: the review corpus)")
-    parser.add_argument("--val", dest="val_file", metavar="CSV", help="validation data (default: 10%% of --train)")
-    parser.add_argument("--test", dest="test_file", metavar="CSV", help="test data to report on")
-    parser.add_argument("--trainable", choices=TRAINABLE, default="all",
-                        help="train all weights or only the new head (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: by profile)")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: by profile)")
-    parser.add_argument("--batch-size", type=int, default=None, help="(default: by profile)")
-    parser.add_argument("--max-train", type=int, default=None, help="use only this many training examples")
-    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
-    return parser
-
-
-def finetune_command(args: Any) -> int:
-    """``llmguide finetune``: fine-tune, print the test report, and say where the classifier was saved."""
-    overrides = {k: v for k, v in (("max_steps", args.steps), ("learning_rate", args.lr),
-                                   ("batch_size", args.batch_size)) if v is not None}
-    if "learning_rate" in overrides:
-        overrides["min_lr"] = overrides["learning_rate"] / 10
-    folder, report = run_finetune(args.pretrained, args.out, args.profile, args.train_file, args.val_file,
-                                  args.test_file, args.trainable, overrides, args.max_train,
-                                  progress=args.progress, seed=args.seed)
-    print(f"{read_meta(folder)['evaluated_on']} set:")
-    print(report)
-    print(f"saved the classifier to {folder}; try: llmguide predict {folder} \"这个东西很好用\"")
-    return 0

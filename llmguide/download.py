@@ -24,6 +24,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import logging
 import os
 import socket
 import urllib.error
@@ -38,6 +39,13 @@ from llmguide.atomic import atomic_write
 # Environment variables that put the Hugging Face libraries offline; any of them set to a true value
 # means "do not try the network" for llmguide too.
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+# Loggers that write at import, not about our work: torchao (its CUDA kernels on a CPU torch), torch pytree.
+NOISY_LOGGERS = ("torchao", "torch.utils._pytree")
+# transformers imports torchao wherever it is installed (any model load, not only in quiet_transformers), and
+# torchao warns at import that its CUDA kernels do not load on a CPU build of torch: quiet them once, here,
+# so a CLI error stays one line and notebook outputs do not depend on whether torchao is installed.
+for _name in NOISY_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.ERROR)
 T = TypeVar("T")
 
 

@@ -1,4 +1,4 @@
-"""Inference: load a saved model folder and use it, from Python or from the command line.
+"""Inference: load a saved model folder and use it: label texts, evaluate a classifier or a language model.
 
 A classifier folder (written by :func:`llmguide.classify.save_classifier`) holds ``model.safetensors``,
 ``config.json``, ``tokenizer.json`` and ``labels.json``. :func:`load_classifier` rebuilds the model from
@@ -6,7 +6,7 @@ those files alone (no pickle, no code from the folder runs) and :meth:`Classifie
 of texts in batches: the texts are sorted by length first, so each batch pads as little as possible,
 and the predictions are put back in the input order.
 
-Command-line entry points (wired into ``llmguide`` by ``llmguide/cli.py``):
+What the command line (:mod:`llmguide.cli`) runs with these functions:
 ``llmguide predict MODEL_DIR [TEXT ...] [--input FILE] [--output FILE] [--format csv|json]`` and
 ``llmguide evaluate MODEL_DIR [--data test|validation|FILE]``.
 
@@ -15,9 +15,7 @@ Shapes: N texts, B batch, T longest text in the batch, K classes.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +26,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from llmguide.classify import collate, encode_texts, label_ids, pad_id, read_labelled_csv
-from llmguide.data import REVIEW_LABELS, SPLITS, load_reviews, read_lines
+from llmguide.classify import collate, encode_texts, label_ids, pad_id
+from llmguide.data import SPLITS, load_reviews, read_lines
 from llmguide.evaluate import classification_report, evaluate
-from llmguide.folder import CONFIG, TOKENIZER, WEIGHTS, check_folder, load_folder, read_meta
+from llmguide.folder import CONFIG, TOKENIZER, WEIGHTS, check_folder, load_folder
 from llmguide.lmdata import TokenWindows, encode_documents
 from llmguide.runtime import get_device
 from llmguide.tokenizer import Tokenizer
@@ -150,75 +148,6 @@ def write_predictions(df: pd.DataFrame, out: Any, fmt: str = "csv") -> None:
                                  ensure_ascii=False) + "\n")
 
 
-# ---------------------------------------------------------------- command line
-
-def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments of ``llmguide predict``."""
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a classifier folder (from `llmguide finetune`)")
-    parser.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify (or use --input)")
-    parser.add_argument("--input", metavar="FILE", help="a .txt file (one text per line) or a .csv with a 'text' column")
-    parser.add_argument("--output", metavar="FILE", help="write here instead of stdout")
-    parser.add_argument("--format", choices=FORMATS, default="csv",
-                        help="csv (columns text,label,probability) or json (JSON lines) (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default: %(default)s)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    return parser
-
-
-def predict_command(args: argparse.Namespace) -> int:
-    """``llmguide predict``: label texts from the arguments or a file; CSV or JSON lines to stdout or a file."""
-    if args.texts and args.input:
-        raise ValueError("give texts as arguments or --input FILE, not both")
-    texts = read_texts(args.input) if args.input else list(args.texts)
-    if not texts:
-        raise ValueError("no texts to classify: pass them as arguments or with --input FILE")
-    classifier = load_classifier(args.model_dir, device=args.device)
-    df = classifier.predict(texts, batch_size=args.batch_size)
-    if df.attrs["n_truncated"]:
-        print(f"note: {df.attrs['n_truncated']} of {len(texts)} texts are longer than the model's context "
-              f"({classifier.block_size} tokens); their first {classifier.block_size} tokens were used",
-              file=sys.stderr)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.output, "w", encoding="utf-8", newline="") as out:
-            write_predictions(df, out, args.format)
-        print(f"wrote {len(df)} predictions to {args.output}", file=sys.stderr)
-    else:
-        write_predictions(df, sys.stdout, args.format)
-    return 0
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments of ``llmguide evaluate``."""
-    parser.add_argument("model_dir", metavar="MODEL_DIR",
-                        help="a classifier folder (accuracy, F1, ...) or a language-model folder (perplexity)")
-    parser.add_argument("--data", default="test",
-                        help="'test' or 'validation' (the review corpus split), or a file: a classifier takes a "
-                             ".csv with 'text' and 'label' columns, a language model a .txt or a .csv with a "
-                             "'text' column (default: %(default)s)")
-    parser.add_argument("--output", metavar="FILE", help="also save the report as JSON")
-    parser.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    return parser
-
-
-def _labelled_data(data: str, labels: Sequence[str]) -> tuple[list[str], list[Any]]:
-    if data in SPLITS:
-        if set(labels) != set(REVIEW_LABELS):
-            raise ValueError(f"the model's labels {list(labels)} are not the review corpus's {list(REVIEW_LABELS)}: "
-                             "pass --data FILE.csv with 'text' and 'label' columns")
-        df = load_reviews(data)
-        return df.text.tolist(), df.label_name.tolist()
-    path = Path(data)
-    if path.suffix.lower() != ".csv":
-        raise ValueError(f"--data {data!r}: use 'test', 'validation' or a .csv file with 'text' and 'label' columns")
-    df = read_labelled_csv(path)  # the same reading and column checks as fine-tuning's data files
-    if df.empty:
-        raise ValueError(f"{path} holds no rows: nothing to evaluate")
-    as_ids = [int(x) if x.strip().isdigit() and x not in labels else x for x in df["label"]]
-    return df.text.tolist(), as_ids
-
-
 def evaluate_classifier(classifier: Classifier, texts: Sequence[str], labels: Sequence[Any],
                         batch_size: int = 64):
     """Evaluate a loaded classifier on texts with labels (names or ids); returns an EvalReport."""
@@ -245,18 +174,3 @@ def evaluate_language_model(folder: str | Path, data: str = "test", batch_size: 
     return evaluate(model, batches)
 
 
-def evaluate_command(args: argparse.Namespace) -> int:
-    """``llmguide evaluate``: print (and optionally save) the report of a classifier or a language model."""
-    folder = check_folder(args.model_dir, MODEL_FILES)
-    if read_meta(folder)["kind"] == "gpt-classifier":
-        classifier = load_classifier(folder, device=args.device)
-        texts, labels = _labelled_data(args.data, classifier.labels)
-        report = evaluate_classifier(classifier, texts, labels, args.batch_size)
-    else:
-        report = evaluate_language_model(folder, args.data, args.batch_size, args.device)
-    print(f"{folder} on {args.data}:")
-    print(report)
-    if args.output:
-        report.save(args.output)
-        print(f"saved the report to {args.output}")
-    return 0

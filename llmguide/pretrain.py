@@ -1,20 +1,22 @@
-"""Pre-train a GPT on a corpus and save it as a model folder: ``llmguide pretrain`` and ``python -m llmguide.pretrain``.
+"""The pre-training recipe: what ``llmguide pretrain`` runs, a GPT pre-trained on a corpus and saved as a model folder.
 
-A *model folder* holds ``model.safetensors`` (weights), ``config.json`` (``{"model": asdict(GPTConfig),
-"train": asdict(TrainConfig), "data": ..., "results": ...}``), ``tokenizer.json`` and ``history.csv``;
-``checkpoints/`` keeps the newest training checkpoint so ``--resume`` can continue the run.
+A *recipe* wires the library for one job: a corpus (:mod:`llmguide.data`, :mod:`llmguide.lmdata`), a
+tokenizer fitted on its training part, a :class:`~llmguide.model.GPT` sized by the profile
+(:mod:`llmguide.profiles`), the loop (:func:`llmguide.train.train`), and the model folder
+(:mod:`llmguide.folder`): ``model.safetensors``, ``config.json`` (``{"model": asdict(GPTConfig), "train":
+asdict(TrainConfig), "data": ..., "results": ...}``), ``tokenizer.json`` and ``history.csv``;
+``checkpoints/`` keeps the newest training checkpoint so ``--resume`` can continue the run. Settings are
+overridden as ``key=value`` (:func:`parse_overrides`). The command line lives in :mod:`llmguide.cli`.
 
-The same entry point runs on several processes (data parallel, see :mod:`llmguide.train`)::
+The same command runs on several processes (data parallel, see :mod:`llmguide.train`)::
 
-    torchrun --standalone --nproc_per_node=2 -m llmguide.pretrain --corpus shakespeare --out runs/lm
+    torchrun --standalone --nproc_per_node=2 -m llmguide pretrain --corpus shakespeare --out runs/lm
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -27,13 +29,13 @@ import torch
 
 from llmguide.checkpoint import latest_checkpoint
 from llmguide.data import data_dir, load_shakespeare, read_text
-from llmguide.folder import CONFIG, HISTORY, TOKENIZER, load_folder, read_meta, save_folder
+from llmguide.folder import CONFIG, HISTORY, TOKENIZER, load_folder, save_folder
 from llmguide.lmdata import LMData, review_lm_data, review_texts, split_text, text_lm_data
 from llmguide.model import GPT, GPTConfig
-from llmguide.profiles import MODEL_SIZES, PRETRAIN_SETTINGS, PROFILES, REVIEW_LM_SETTINGS
+from llmguide.profiles import PRETRAIN_SETTINGS, PROFILES, REVIEW_LM_SETTINGS
 from llmguide.runtime import get_profile
 from llmguide.tokenizer import CharTokenizer, Tokenizer, load_tokenizer, train_bpe
-from llmguide.train import TrainConfig, is_main_process, setup_distributed, train
+from llmguide.train import TrainConfig, setup_distributed, train
 
 CORPORA = ("reviews", "shakespeare")  # or a path to a UTF-8 text file
 TOKENIZERS = ("char", "bpe")
@@ -48,7 +50,7 @@ DATA_OPTIONS: dict[str, tuple[type, Any, str]] = {
 
 
 # ---------------------------------------------------------------- --key=value overrides
-def _option_types() -> dict[str, Any]:
+def option_types() -> dict[str, Any]:
     """Every key an override may set, with its type: TrainConfig, GPTConfig (not vocab_size) and data options."""
     hints = {**typing.get_type_hints(GPTConfig), **typing.get_type_hints(TrainConfig)}
     keys = [f.name for f in fields(TrainConfig) if f.name not in ("out_dir", "progress")]  # own arguments
@@ -101,7 +103,7 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str
             if not sep:
                 raise ValueError(f"override {item!r} is not key=value: write e.g. max_steps=100")
             pairs.append((key, value))
-    types_ = _option_types()
+    types_ = option_types()
     out = {}
     for key, value in pairs:
         key = ALIASES.get(key.strip(), key.strip())
@@ -256,72 +258,3 @@ def make_review_lm(out_dir: str | Path = "runs/review-gpt", progress: bool = Tru
     return run_pretrain("reviews", "char", "cpu", REVIEW_LM_SETTINGS, out_dir, progress=progress)
 
 
-# ---------------------------------------------------------------- command line
-def add_pretrain_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``llmguide pretrain``'s options to ``parser``: corpus, tokenizer, profile, out, resume, and one
-    ``--key=value`` option per setting (see :func:`parse_overrides`)."""
-    parser.add_argument("--corpus", default="reviews",
-                        help="reviews, shakespeare, or a path to a UTF-8 text file (default: %(default)s)")
-    parser.add_argument("--tokenizer", choices=TOKENIZERS, default="char", help="(default: %(default)s)")
-    parser.add_argument("--profile", "--preset", dest="profile", choices=PROFILES, default=None,
-                        help="model and training sizes (default: $LLMGUIDE_PROFILE, else gpu with CUDA, else cpu); "
-                             "--preset is its old name")
-    parser.add_argument("--out", default="runs/lm", help="the model folder to write (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
-    group = parser.add_argument_group("settings", "override any of them as --key=value, e.g. --max_steps=200")
-    for key, kind in _option_types().items():
-        names = [f"--{key}"] + [f"--{a}" for a, k in ALIASES.items() if k == key]
-        group.add_argument(*names, dest=f"set_{key}", default=None, metavar=_type_name(kind), help=_help(key))
-    return parser
-
-
-def _help(key: str) -> str:
-    if key in DATA_OPTIONS:
-        return f"{DATA_OPTIONS[key][2]} (default: {DATA_OPTIONS[key][1]})"
-    table = MODEL_SIZES if key in {f.name for f in fields(GPTConfig)} else PRETRAIN_SETTINGS
-    if any(key in table[p] for p in PROFILES):
-        default = ", ".join(f"{p} {table[p].get(key)}" for p in PROFILES)
-    else:
-        default = next(f.default for f in fields(TrainConfig) + fields(GPTConfig) if f.name == key)
-    return f"(default: {default})"
-
-
-def _type_name(kind: Any) -> str:
-    names = [getattr(a, "__name__", str(a)) for a in (typing.get_args(kind) or (kind,))]
-    return "|".join(n.replace("NoneType", "none") for n in names).upper()
-
-
-def pretrain_command(args: argparse.Namespace) -> int:
-    """Run :func:`run_pretrain` from parsed arguments; prints the results and where the model was saved."""
-    overrides = {k.removeprefix("set_"): v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
-    try:
-        folder = run_pretrain(args.corpus, args.tokenizer, args.profile, overrides, args.out, args.resume,
-                              args.progress)
-        if is_main_process():
-            results = read_meta(folder)["results"]
-            line = f"steps {results['steps']}, train loss {results['train_loss']:.3f}"
-            if results.get("val_loss") is not None:
-                line += f", val loss {results['val_loss']:.3f} (perplexity {results['val_perplexity']:.1f})"
-            print(line)
-            print(f"saved the model to {folder}")
-    finally:
-        if torch.distributed.is_initialized():  # started by torchrun: leave cleanly
-            torch.distributed.destroy_process_group()
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m llmguide.pretrain ...``, which ``torchrun`` can start on several processes."""
-    parser = add_pretrain_arguments(argparse.ArgumentParser(prog="python -m llmguide.pretrain",
-                                                            description="Pre-train a GPT and save a model folder."))
-    args = parser.parse_args(argv)
-    try:
-        return pretrain_command(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"pretrain: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

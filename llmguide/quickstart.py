@@ -10,8 +10,8 @@ import json
 import time
 from pathlib import Path
 
-from llmguide.classify import run_finetune
 from llmguide.data import load_reviews
+from llmguide.finetune import run_finetune
 from llmguide.folder import read_meta
 from llmguide.inference import load_classifier
 from llmguide.pretrain import review_lm_dir, run_pretrain

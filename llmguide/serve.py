@@ -18,7 +18,6 @@ no CORS unless asked; weights load from safetensors only (no pickle).
 """
 
 
-import argparse
 import asyncio
 import hmac
 import json
@@ -30,7 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -770,81 +769,18 @@ def create_app(config: ServeConfig, models: Sequence[ServedModel]) -> Any:
     return app
 
 
-# ---------------------------------------------------------------- command line
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments of ``llmguide serve``."""
-    d = ServeConfig()
-    parser.add_argument("--classifier", metavar="DIR", help="a classifier folder (e.g. runs/quickstart/classifier)")
-    parser.add_argument("--lm", metavar="DIR", help="a language-model folder (e.g. runs/quickstart/lm, data/review-gpt)")
-    parser.add_argument("--host", default=d.host, help="address to bind (default: %(default)s; any other needs --api-key)")
-    parser.add_argument("--port", type=int, default=d.port, help="(default: %(default)s)")
-    parser.add_argument("--max-batch", type=int, default=d.max_batch, help="texts per forward pass (default: %(default)s)")
-    parser.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
-                        help="how long a batch waits to fill (default: %(default)s)")
-    parser.add_argument("--max-queue", type=int, default=d.max_queue,
-                        help="waiting requests per model before 503 (default: %(default)s)")
-    parser.add_argument("--max-tokens", type=int, default=d.max_tokens,
-                        help="cap on a completion's max_tokens (default: %(default)s)")
-    parser.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="(default: %(default)s)")
-    parser.add_argument("--api-key", default=os.environ.get("LLMGUIDE_API_KEY"),
-                        help="require 'Authorization: Bearer KEY' (default: $LLMGUIDE_API_KEY)")
-    parser.add_argument("--cors-origin", dest="cors_origins", action="append", default=[], metavar="ORIGIN",
-                        help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")
-    parser.add_argument("--log-file", metavar="FILE", help="opt-in: log classified texts and user feedback as JSONL")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads per process (default: torch's choice; 1 on a shared machine)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> ServeConfig:
-    """A :class:`ServeConfig` from parsed ``llmguide serve`` arguments."""
-    names = {f for f in ServeConfig.__dataclass_fields__}
-    return ServeConfig(**{k: v for k, v in vars(args).items() if k in names})
-
-
 def _app_from_env() -> Any:
     """The app of one uvicorn worker (``--workers N``): the config travels in $LLMGUIDE_SERVE_CONFIG."""
     config = ServeConfig(**json.loads(os.environ["LLMGUIDE_SERVE_CONFIG"]))
-    _set_threads(config.threads)
+    set_threads(config.threads)
     return create_app(config, load_models(config))
 
 
-def _set_threads(threads: int | None) -> None:
+def set_threads(threads: int | None) -> None:
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    """``llmguide serve``: load the folders (a failure is one line and exit 2), then run uvicorn until stopped."""
-    try:
-        import uvicorn
-    except ImportError:
-        raise ImportError("llmguide serve needs FastAPI and uvicorn: pip install 'llmguide[serve]'") from None
-    config = config_from_args(args)
-    check_bind(config.host, config.api_key)
-    for name, value in (("--max-batch", config.max_batch), ("--max-queue", config.max_queue),
-                        ("--max-tokens", config.max_tokens), ("--workers", config.workers),
-                        ("--threads", config.threads or 1)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    _set_threads(config.threads)
-    models = load_models(config)
-    url = f"http://{config.host}:{config.port}/"
-    print(f"llmguide serve: {', '.join(f'{m.name} ({m.kind})' for m in models)} on {url} "
-          f"(demo page at {url}, API schema at {url}openapi.json)", file=sys.stderr, flush=True)
-    if config.workers > 1:
-        os.environ["LLMGUIDE_SERVE_CONFIG"] = json.dumps(asdict(config))
-        uvicorn.run("llmguide.serve:_app_from_env", factory=True, host=config.host, port=config.port,
-                    workers=config.workers, log_level="warning",
-                    timeout_worker_healthcheck=300)  # each worker loads the models first: slow on a busy machine
-    else:
-        uvicorn.run(create_app(config, models), host=config.host, port=config.port, log_level="warning")
-    return 0
 
 
 # ---------------------------------------------------------------- a server in a subprocess (tests, benchmark, notebook)

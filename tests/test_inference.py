@@ -12,22 +12,18 @@ import pandas as pd
 import pytest
 import torch
 
-from llmguide.classify import (
+from llmguide.classify import classifier_from_pretrained, save_classifier
+from llmguide.cli import (
+    add_evaluate_arguments,
     add_finetune_arguments,
-    classifier_from_pretrained,
+    add_predict_arguments,
+    evaluate_command,
     finetune_command,
-    save_classifier,
+    predict_command,
 )
 from llmguide.data import ANIMAL_LABELS, load_animals
 from llmguide.evaluate import EvalReport
-from llmguide.inference import (
-    add_evaluate_arguments,
-    add_predict_arguments,
-    evaluate_command,
-    load_classifier,
-    predict_command,
-    read_texts,
-)
+from llmguide.inference import load_classifier, read_texts
 from llmguide.model import GPT, GPTConfig
 from llmguide.pretrain import save_model_folder
 from llmguide.tokenizer import CharTokenizer

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from llmguide.checkpoint import latest_checkpoint, load_weights
+from llmguide.cli import add_pretrain_arguments, main, pretrain_command
 from llmguide.model import GPT
-from llmguide.pretrain import add_pretrain_arguments, main, parse_overrides, pretrain_command, run_pretrain
+from llmguide.pretrain import parse_overrides, run_pretrain
 from llmguide.tokenizer import load_tokenizer
 
 # A tiny model and run: a few seconds on two CPU cores.
@@ -92,7 +93,7 @@ def test_bpe_tokenizer_and_the_command_line(corpus, tmp_path, capsys):
 
 
 def test_bad_arguments_fail_with_one_line(tmp_path, capsys):
-    assert main(["--corpus", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["pretrain", "--corpus", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 2
     assert "neither one of ('reviews', 'shakespeare') nor a text file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown profile 'tpu'"):
         run_pretrain("reviews", "char", "tpu", None, tmp_path / "y")

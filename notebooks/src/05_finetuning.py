@@ -31,9 +31,10 @@ if IN_COLAB:
 from llmguide import setup
 from llmguide.baselines import run_tfidf_baseline
 from llmguide.classify import (FINETUNE_PRESETS, HUB_MODEL, ClassificationDataset, classifier_from_pretrained,
-                               end_token_id, finetune, iter_batches, review_datasets, run_finetune, save_classifier)
+                               end_token_id, finetune, iter_batches, review_datasets, save_classifier)
 from llmguide.data import ANIMAL_LABELS, REVIEW_LABELS, load_animals, load_reviews
 from llmguide.evaluate import evaluate
+from llmguide.finetune import run_finetune
 from llmguide.inference import load_classifier
 from llmguide.model import GPT, GPTClassifier, GPTConfig
 from llmguide.plotting import learning_curves, set_style

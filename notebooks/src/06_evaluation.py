@@ -9,7 +9,7 @@
 #
 # The two classifiers are notebook 05's: the TF-IDF + logistic-regression baseline (`llmguide.baselines`,
 # with the same settings as notebook 05's table), and the GPT pre-trained on the reviews (the shipped
-# `data/review-gpt`) and fine-tuned (微调) with notebook 05's CPU recipe (`llmguide.classify.run_finetune`
+# `data/review-gpt`) and fine-tuned (微调) with notebook 05's CPU recipe (`llmguide.finetune.run_finetune`
 # with `FINETUNE_PRESETS`). Notebooks never import each other, so this one fine-tunes its own copy.
 #
 # **Reading the saved outputs.** The TF-IDF model is deterministic: its numbers are compared exactly under
@@ -34,9 +34,10 @@ if IN_COLAB:
 # %%
 from llmguide import setup
 from llmguide.baselines import TfidfConfig, run_tfidf_baseline
-from llmguide.classify import FINETUNE_PRESETS, iter_batches, review_datasets, run_finetune
+from llmguide.classify import FINETUNE_PRESETS, iter_batches, review_datasets
 from llmguide.data import REVIEW_LABELS, load_reviews
 from llmguide.evaluate import classification_report, collect_logits
+from llmguide.finetune import run_finetune
 from llmguide.inference import load_classifier
 from llmguide.plotting import (confusion_heatmap, grouped_bars, precision_recall_figure, reliability_diagram,
                                set_style)

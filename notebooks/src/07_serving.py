@@ -34,8 +34,9 @@ if IN_COLAB:
 # %%
 from llmguide import setup
 from llmguide.batching import classify_batch
-from llmguide.classify import pad_id, collate, encode_texts, run_finetune
+from llmguide.classify import pad_id, collate, encode_texts
 from llmguide.data import load_reviews
+from llmguide.finetune import run_finetune
 from llmguide.inference import load_classifier
 from llmguide.plotting import set_style
 from llmguide.pretrain import load_model_folder, review_lm_dir
