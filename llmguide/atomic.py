@@ -10,13 +10,126 @@ checkpoints (:mod:`llmguide.checkpoint`), downloads (:mod:`llmguide.download`) a
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read the process umask (setting it is the only way), so files get the usual 0644
+
+
+# Names of what an interrupted write leaves behind: ".tmp-NAME-PID" / ".old-NAME-PID" (atomic_dir) and
+# ".tmp-PID-NAME" (atomic_write). The PID says whether the writer may still be running.
+_LEFTOVER = re.compile(r"^\.(?:tmp|old)-(?:(?P<pid1>\d+)-.+|.+-(?P<pid2>\d+))$")
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths in one atomic step
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # an old kernel or a file system without it: fall back to two renames
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_leftovers(directory: str | Path, keep_into: Callable[[str], Path | None] | None = None) -> list[Path]:
+    """Delete what interrupted atomic writes left in ``directory`` (writers no longer running only).
+
+    Args:
+        directory: the folder to look in (e.g. ``out_dir/checkpoints``, or a model folder's parent).
+        keep_into: for a leftover *folder* named after ``NAME``, ``keep_into(NAME)`` may return the live
+            folder ``NAME``: a ``checkpoints/`` inside the leftover that the live folder lacks is moved there
+            first (a crash between the two steps of :func:`atomic_dir` can leave the run's checkpoints in
+            the replaced folder).
+    Returns:
+        The paths removed (or restored: an ``.old-NAME-PID`` folder whose ``NAME`` is missing is renamed back).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for entry in directory.iterdir():
+        match = _LEFTOVER.match(entry.name)
+        if not match:
+            continue
+        pid = int(match.group("pid1") or match.group("pid2"))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue  # a save in progress (this process or another one)
+        if entry.is_dir() and keep_into is not None:
+            name = entry.name[5:].rsplit("-", 1)[0]
+            live = keep_into(name)
+            if live is not None and entry.name.startswith(".old-") and not live.exists():
+                os.replace(entry, live)  # killed between the two renames: the previous version comes back
+                continue
+            if live is not None and live.is_dir() and (entry / "checkpoints").is_dir() \
+                    and not (live / "checkpoints").exists():
+                os.replace(entry / "checkpoints", live / "checkpoints")
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def check_output_file(path: str | Path, what: str = "--output") -> Path:
+    """Check, before any work, that a file can be written at ``path``.
+
+    Raises:
+        ValueError: ``path`` is a folder, or its folder (or the nearest existing parent) is not writable.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder: pass a file name, e.g. {path / 'out.csv'}")
+    _check_writable(path.parent, what, path)
+    return path
+
+
+def _check_writable(folder: Path, what: str, target: Path) -> None:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"{what} {target}: {existing} is a file, not a folder: choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {target}: no permission to write in {existing}: choose a folder you can write")
+
+
+def check_output_dir(path: str | Path, what: str = "--out") -> Path:
+    """Check, before any work, that a folder can be created or replaced at ``path``.
+
+    Raises:
+        ValueError: ``path`` is a file, or it (or its parent folder) is not writable.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a folder: pass a folder path (or delete the file)")
+    _check_writable(path.parent, what, path)  # the folder is replaced by a rename in its parent
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: no permission to write in it: choose a folder you can write")
+    return path
 
 
 def _fsync(path: Path) -> None:
@@ -70,13 +183,17 @@ def atomic_dir(path: str | Path, keep: Callable[[str], bool] | None = None) -> I
             if file.is_file():
                 _fsync(file)
         os.chmod(tmp, 0o777 & ~_UMASK)
-        if path.exists():  # replacing a folder takes two renames; the old one is only deleted after
-            for entry in path.iterdir() if keep else ():
-                if keep(entry.name) and not (tmp / entry.name).exists():
-                    os.replace(entry, tmp / entry.name)  # a rename: checkpoints are not copied
-            old = path.with_name(f".old-{path.name}-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
+        if path.exists():
+            # One atomic swap where the OS has it (the old folder lands at `tmp`); else two renames, with a
+            # short window in which `path` is missing and `.old-...` holds the previous version.
+            old = tmp
+            if not _exchange(tmp, path):
+                old = path.with_name(f".old-{path.name}-{os.getpid()}")
+                os.replace(path, old)
+                os.replace(tmp, path)
+            for entry in old.iterdir() if keep else ():
+                if keep(entry.name) and not (path / entry.name).exists():
+                    os.replace(entry, path / entry.name)  # a rename: checkpoints are not copied
             shutil.rmtree(old)
         else:
             os.replace(tmp, path)

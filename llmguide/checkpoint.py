@@ -19,6 +19,7 @@ Layout of a training run's ``out_dir``::
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import re
 import shutil
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from llmguide.atomic import atomic_dir, atomic_write
+from llmguide.atomic import atomic_dir, atomic_write, clean_leftovers
 from llmguide.folder import CONFIG, WEIGHTS, load_weights, save_weights, write_json
 
 TRAINER = "trainer.pt"
@@ -37,8 +38,8 @@ HISTORY = "history.json"
 CHECKPOINT_FILES = (WEIGHTS, CONFIG, TRAINER, HISTORY)
 STEP_DIR = re.compile(r"^step_(\d+)$")
 __all__ = [  # atomic_write, load_weights and save_weights stay importable from here, where they used to live
-    "atomic_write", "checkpoint_dir", "latest_checkpoint", "list_checkpoints", "load_checkpoint", "load_weights",
-    "rng_state", "save_checkpoint", "save_weights", "set_rng_state",
+    "atomic_write", "checkpoint_dir", "clean_partial_saves", "latest_checkpoint", "list_checkpoints",
+    "load_checkpoint", "load_weights", "rng_state", "save_checkpoint", "save_weights", "set_rng_state",
 ]
 
 
@@ -96,7 +97,13 @@ def save_checkpoint(
         keep: how many checkpoints to keep (the newest ones); 0 keeps all.
     Returns:
         The checkpoint folder.
+    Raises:
+        ValueError: ``keep`` is not an int >= 0, or ``step`` not an int >= 0 (checked before anything is written).
     """
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise ValueError(f"keep must be an int >= 0 (0 keeps every checkpoint), got {keep!r}")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
     final = checkpoint_dir(out_dir, step)
     with atomic_dir(final) as tmp:
         save_weights(model, tmp / WEIGHTS)
@@ -117,6 +124,17 @@ def list_checkpoints(out_dir: str | Path) -> list[Path]:
     found = [p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)
              and all((p / f).is_file() for f in CHECKPOINT_FILES)]
     return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+
+
+def clean_partial_saves(out_dir: str | Path) -> list[Path]:
+    """Delete the ``.tmp-step_*`` / ``.old-step_*`` folders that saves interrupted by a crash or a kill left in
+    ``out_dir/checkpoints`` (only those whose writer is no longer running). :func:`llmguide.train.train`
+    calls it when a run starts.
+
+    Returns:
+        The folders removed.
+    """
+    return clean_leftovers(Path(out_dir) / "checkpoints")
 
 
 def latest_checkpoint(out_dir: str | Path | None) -> Path | None:
@@ -142,7 +160,15 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> dict[st
         raise FileNotFoundError(f"{path} is not a complete checkpoint (missing {missing})")
     if model is not None:
         load_weights(model, path / WEIGHTS)
-    state = torch.load(path / TRAINER, map_location="cpu", weights_only=True)
-    state["config"] = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-    state["history"] = json.loads((path / HISTORY).read_text(encoding="utf-8"))
+    try:
+        state = torch.load(path / TRAINER, map_location="cpu", weights_only=True)  # refuses arbitrary pickles
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:  # damaged, or not only tensors and plain types
+        raise ValueError(f"{path / TRAINER} cannot be read safely ({str(err).splitlines()[0][:200]}): it is "
+                         "damaged or was not written by llmguide; resume from another checkpoint or start a "
+                         "new run") from None
+    for key, name in (("config", CONFIG), ("history", HISTORY)):
+        try:
+            state[key] = json.loads((path / name).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path / name} is not valid UTF-8 JSON ({err}): the checkpoint is damaged") from None
     return state

@@ -26,18 +26,27 @@ entry ``task: classification`` means "gpt-classifier", else "gpt-lm".
 from __future__ import annotations
 
 import json
+import re
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from llmguide.atomic import atomic_dir, atomic_write
-from llmguide.tokenizer import HF_CONFIG_FILE, TOKENIZER_FILE, Tokenizer, load_tokenizer
+from llmguide.atomic import atomic_dir, atomic_write, check_output_dir, clean_leftovers
+from llmguide.tokenizer import (
+    HF_CONFIG_FILE,
+    TOKENIZER_FILE,
+    Tokenizer,
+    load_tokenizer,
+    tokenizer_fingerprint,
+)
 
 FORMAT_VERSION = 1
 # The file names of the format; every module uses these constants.
@@ -50,6 +59,9 @@ HISTORY = "history.csv"
 REPORT = "report.json"
 CARD = "README.md"
 FORMAT_FILES = (WEIGHTS, CONFIG, TOKENIZER, TOKENIZER_CONFIG, LABELS, HISTORY, REPORT)
+# What a new save keeps of an existing folder: the run's checkpoints (and files a user put there). Every
+# model file, the card included, is the new model's or absent: never an old card beside new weights.
+MODEL_FILES = (*FORMAT_FILES, CARD, "special_tokens_map.json", "vocab.txt", "merges.txt", "vocab.json")
 
 
 # ---------------------------------------------------------------- weights
@@ -103,9 +115,14 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.
         path = path / WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}: save one with save_weights(model, path)")
-    with safe_open(str(path), framework="pt") as f:
-        tied = json.loads((f.metadata() or {}).get("tied", "{}"))
-    state = load_file(str(path))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tied = json.loads((f.metadata() or {}).get("tied", "{}"))
+        state = load_file(str(path))
+    except (SafetensorError, OSError, json.JSONDecodeError) as err:  # truncated, garbage or empty file
+        size = path.stat().st_size
+        raise ValueError(f"{path} is not a readable safetensors file ({size} bytes: {err}): it is truncated or "
+                         "damaged; save the model again, or copy the folder again") from None
     for name, first in _tied_names(model).items():  # re-tie: the dropped copy is the kept tensor
         source = tied.get(name, first)
         if name not in state and source in state:
@@ -133,6 +150,7 @@ class ModelKind:
     describe: Callable[[Any], dict[str, Any]]  # model -> the config.json entries that rebuild it
     build: Callable[[Mapping[str, Any]], nn.Module]  # config.json -> a model with fresh weights
     files: tuple[str, ...] = (WEIGHTS, CONFIG)  # what a complete folder of this kind holds
+    config_class: type | None = None  # the dataclass config.json["model"] must match exactly (checked on load)
 
 
 KINDS: dict[str, ModelKind] = {}
@@ -156,21 +174,30 @@ def kind_of(model: nn.Module) -> ModelKind:
 # ---------------------------------------------------------------- write
 def save_folder(folder: str | Path, model: nn.Module, tokenizer: Tokenizer | None = None,
                 meta: Mapping[str, Any] | None = None, *, labels: Sequence[str] | None = None,
-                files: Mapping[str, Callable[[Path], None]] | None = None) -> Path:
+                files: Mapping[str, Callable[[Path], None]] | None = None, replace_kind: bool = False) -> Path:
     """Write a model folder, all of it or nothing (see the module docstring for the layout).
 
+    config.json also records the tokenizer's ``vocab_size`` and :func:`~llmguide.tokenizer.tokenizer_fingerprint`
+    (entry ``"tokenizer"``), which :func:`load_folder` checks.
+
     Args:
-        folder: the folder. If it exists, its model files are replaced together; other entries (a training
-            run's ``checkpoints/``, a card) are kept.
+        folder: the folder. If it exists, its model files (card included) are replaced together; other
+            entries (a training run's ``checkpoints/``) are kept.
         model: a model of a registered kind (:class:`~llmguide.model.GPT`, :class:`~llmguide.model.GPTClassifier`).
         tokenizer: has ``save(folder)``; None writes no tokenizer.
         meta: more JSON-able entries for config.json, e.g. ``{"train": asdict(train_config)}``.
         labels: the class names in id order (kinds that need ``labels.json``).
         files: more files to write into the folder, as ``{name: write(path)}`` (e.g. ``history.csv``).
+        replace_kind: allow replacing a folder that holds another kind of model (refused by default: a
+            language model written over a classifier, or the other way round, loses it).
     Returns:
         The folder as a Path.
+    Raises:
+        ValueError: the folder holds another kind of model (and not ``replace_kind``).
     """
     kind = kind_of(model)
+    if not replace_kind:
+        _refuse_other_kind(Path(folder), kind.name)
     described = kind.describe(model)
     if LABELS in kind.files:
         labels = [str(name) for name in labels or ()]
@@ -178,8 +205,10 @@ def save_folder(folder: str | Path, model: nn.Module, tokenizer: Tokenizer | Non
             raise ValueError(f"{len(labels)} label names for a classifier with {described.get('n_classes')} "
                              "classes: pass one name per class, in id order")
     config = {"format_version": FORMAT_VERSION, "kind": kind.name, **described, **(meta or {})}
+    if tokenizer is not None:
+        config["tokenizer"] = tokenizer_record(tokenizer)
     folder = Path(folder)
-    with atomic_dir(folder, keep=lambda name: name not in FORMAT_FILES) as tmp:
+    with atomic_dir(folder, keep=lambda name: name not in MODEL_FILES) as tmp:
         save_weights(model, tmp / WEIGHTS)
         write_json(tmp / CONFIG, config)
         if tokenizer is not None:
@@ -189,6 +218,88 @@ def save_folder(folder: str | Path, model: nn.Module, tokenizer: Tokenizer | Non
         for name, write in (files or {}).items():
             write(tmp / name)
     return folder
+
+
+def tokenizer_record(tokenizer: Tokenizer) -> dict[str, Any]:
+    """What config.json records of the tokenizer: ``{"vocab_size": V, "fingerprint": "..."}``."""
+    return {"vocab_size": int(tokenizer.vocab_size), "fingerprint": tokenizer_fingerprint(tokenizer)}
+
+
+def _existing_kind(folder: Path) -> str | None:
+    """The kind of model an existing folder holds, or None (no folder, or no readable llmguide config.json)."""
+    try:
+        return read_meta(folder)["kind"]
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+
+
+def _refuse_other_kind(folder: Path, kind: str) -> None:
+    found = _existing_kind(folder)
+    if found is not None and found != kind:
+        raise ValueError(f"{folder} holds a {found!r} model: refusing to write a {kind!r} model over it "
+                         "(it would be lost); choose another output folder, or delete that one first")
+
+
+def check_output(folder: str | Path, kind: str | None = None, *, inputs: Sequence[str | Path] = (),
+                 overwrite: bool = False, resume: bool = False, what: str = "--out") -> Path:
+    """Check, before any work, that a recipe may write the model folder ``folder``.
+
+    Every recipe calls it first, so a run that cannot save fails in a second, not after an hour. It also
+    removes what interrupted saves left beside the folder (:func:`llmguide.atomic.clean_leftovers`).
+
+    Args:
+        folder: the output folder.
+        kind: the kind of model the recipe will write ("gpt-lm", "gpt-classifier").
+        inputs: folders or files the recipe reads (e.g. the pre-trained model): the output may not be one.
+        overwrite: allow replacing an existing, non-empty folder (of any kind).
+        resume: the run continues the run saved in ``folder`` (an existing folder is then expected).
+        what: how the caller names the folder in messages (``--out``).
+    Returns:
+        ``folder`` as a Path.
+    Raises:
+        ValueError: ``folder`` is a file, not writable, one of ``inputs``, or already holds something (a
+            model of another kind, an earlier run) and neither ``overwrite`` nor ``resume`` is given.
+    """
+    folder = check_output_dir(folder, what)
+    here = folder.resolve()
+    for source in inputs:
+        if source is not None and Path(source).expanduser().exists() and Path(source).expanduser().resolve() == here:
+            raise ValueError(f"{what} {folder} is also an input of this run: writing it would destroy what the run "
+                             "reads; choose another output folder")
+    clean_leftovers(folder.parent, keep_into=lambda name: folder if name == folder.name else None)
+    if resume or overwrite or not folder.is_dir() or not any(folder.iterdir()):
+        return folder
+    found = _existing_kind(folder)
+    if found is not None and kind is not None and found != kind:
+        raise ValueError(f"{what} {folder} holds a {found!r} model: refusing to write a {kind!r} model over it; "
+                         "choose another folder (or pass --overwrite to replace it)")
+    what_is_there = f"a {found!r} model" if found else f"{len(list(folder.iterdir()))} entries"
+    raise ValueError(f"{what} {folder} already holds {what_is_there}: pass --overwrite to replace it, --resume to "
+                     "continue the run saved there, or choose another folder")
+
+
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # "gpt2" or "owner/name"
+
+
+def no_such_folder(name: str | Path, what: str = "model folder") -> FileNotFoundError | None:
+    """The error for ``name`` when it must be a local folder that is missing, else None (a hub name).
+
+    A name is a local path when it looks like one (``./x``, ``/x``, ``~/x``, ``a/b/c``) or when its first
+    part exists here (``runs/lmm`` with a ``runs/`` folder: a typo, not a hub model).
+    """
+    text = str(name)
+    path = Path(text).expanduser()
+    if path.exists():
+        return None
+    first = Path(text.replace("\\", "/").split("/")[0])
+    local = not _HUB_NAME.match(text) or ("/" in text and first.is_dir())
+    if not local:
+        return None
+    parent = path.parent
+    near = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))[:8] \
+        if parent.is_dir() else []
+    hint = f" ({parent} holds: {', '.join(near)})" if near else ""
+    return FileNotFoundError(f"no such {what}: {path}{hint}")
 
 
 # ---------------------------------------------------------------- read
@@ -255,11 +366,112 @@ def load_folder(folder: str | Path, kind: str | None = None,
     spec = KINDS[found]
     check_folder(folder, spec.files)
     if LABELS in spec.files:
-        labels = json.loads((folder / LABELS).read_text(encoding="utf-8"))
+        try:
+            labels = json.loads((folder / LABELS).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{folder / LABELS} is not valid UTF-8 JSON ({err}): save the model again") from None
         if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
-            raise ValueError(f"{folder / LABELS} must hold a JSON list of at least 2 class names, got {labels!r}")
+            raise ValueError(f"{folder / LABELS} must hold a JSON list of at least 2 class names, got {labels!r:.80}")
         meta["labels"] = labels
-    model = load_weights(spec.build(meta), folder / WEIGHTS)
+    path = folder / CONFIG
+    if spec.config_class is not None:
+        check_config(spec.config_class, meta["model"], f"{path} entry 'model'")
+    try:
+        built = spec.build(meta)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"{path} does not describe a {found!r} model: {err}") from None
+    if "quantization" in meta:  # int8/int4 weights (llmguide.quantize): swap in their layers before loading
+        from llmguide.quantize import prepare_quantized  # late: quantize imports this module
+
+        built = prepare_quantized(built, meta["quantization"])
+    model = load_weights(built, folder / WEIGHTS)
     has_tokenizer = (folder / TOKENIZER).is_file() or (folder / TOKENIZER_CONFIG).is_file()
     tokenizer = load_tokenizer(folder) if has_tokenizer else None
+    _check_entries(meta, path, tokenizer, strict_vocab=spec.config_class is not None)
     return model.to(device or "cpu").eval(), tokenizer, meta
+
+
+# ---------------------------------------------------------------- validation of config.json
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type a dataclass field's hint asks for (int is not bool; int fits float)."""
+    if hint is Any:
+        return True
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    origin = typing.get_origin(hint)
+    return isinstance(value, origin) if isinstance(origin, type) else True
+
+
+def check_config(cls: type, entries: Any, where: str) -> None:
+    """Check that ``entries`` (from a JSON file) holds exactly the fields of dataclass ``cls``, each of its type.
+
+    Args:
+        cls: a dataclass, e.g. :class:`~llmguide.model.GPTConfig`.
+        entries: the decoded JSON object.
+        where: names the file and entry in messages, e.g. ``"runs/lm/config.json entry 'model'"``.
+    Raises:
+        ValueError: not an object, a missing key (no silent default: a missing ``n_layer`` is not 12), an
+            unknown key, or a value of the wrong type; the message names the file and the key.
+    """
+    if not isinstance(entries, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(entries).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    missing = [n for n in names if n not in entries]
+    if missing:
+        raise ValueError(f"{where} is missing {', '.join(map(repr, missing))}: the file is incomplete; "
+                         "save the model again (a model's sizes are never guessed)")
+    extra = sorted(set(entries) - set(names))
+    if extra:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(map(repr, extra))} (known: {', '.join(names)}): "
+                         "was it written by another program or another llmguide version?")
+    for name in names:
+        if not _fits(entries[name], hints[name]):
+            raise ValueError(f"{where} key {name!r} is {entries[name]!r:.40} ({type(entries[name]).__name__}), "
+                             f"but must be {getattr(hints[name], '__name__', hints[name])}: fix or re-save the file")
+
+
+def _check_entries(meta: Mapping[str, Any], path: Path, tokenizer: Tokenizer | None, strict_vocab: bool) -> None:
+    """The cross-checks of config.json: tokenizer identity and size, and the entries the recipes record."""
+    model = meta.get("model", {})
+    vocab = model.get("vocab_size")
+    record = meta.get("tokenizer")
+    if tokenizer is not None and isinstance(vocab, int):
+        if isinstance(record, dict):
+            if record.get("vocab_size") != tokenizer.vocab_size or \
+                    record.get("fingerprint") != tokenizer_fingerprint(tokenizer):
+                raise ValueError(
+                    f"{path.parent / TOKENIZER} is not the tokenizer this model was saved with: config.json records "
+                    f"{record.get('vocab_size')} ids (fingerprint {record.get('fingerprint')}), the file has "
+                    f"{tokenizer.vocab_size} ids (fingerprint {tokenizer_fingerprint(tokenizer)}); put the model's "
+                    "own tokenizer.json back, or save the model again")
+        # More ids than the model has is always broken (an IndexError at the first such token); fewer is broken
+        # for llmguide's own kinds, whose vocabulary is the tokenizer's, when no record says otherwise.
+        if tokenizer.vocab_size > vocab or (tokenizer.vocab_size < vocab and record is None and strict_vocab):
+            raise ValueError(f"{path.parent / TOKENIZER} has {tokenizer.vocab_size} ids but the model's vocabulary "
+                             f"({path} 'vocab_size') is {vocab}: the tokenizer and the weights do not belong "
+                             "together; use the model's own tokenizer.json")
+    for key in ("end_id", "block_size"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        limit = vocab if key == "end_id" else model.get("block_size")
+        low = 0 if key == "end_id" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not isinstance(limit, int) \
+                or not low <= value < limit + (key == "block_size"):
+            bound = f"[{low}, {limit})" if key == "end_id" else f"[{low}, {limit}]"
+            raise ValueError(f"{path} key {key!r} is {value!r}, outside {bound}: fix or re-save the file")
+    labels = meta.get("labels")
+    if labels is not None and meta.get("n_classes") not in (None, len(labels)):
+        raise ValueError(f"{path} says n_classes={meta.get('n_classes')!r} but {path.parent / LABELS} holds "
+                         f"{len(labels)} names: the files do not belong together")

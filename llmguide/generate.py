@@ -18,6 +18,8 @@ Shapes: B batch, T prompt length, V vocab size.
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -26,6 +28,29 @@ from torch import Tensor
 
 from llmguide.model import GPT
 from llmguide.runtime import check_positive_int, eval_mode
+
+# Below this the softmax of logits / temperature is the argmax already, and a smaller (or denormal, 1e-45)
+# temperature overflows float32 (logits / 1e-45 = inf, then inf - inf = nan in the softmax): use 0 for greedy.
+MIN_TEMPERATURE = 1e-6
+
+
+def check_sampling(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
+    """Validate the decoding settings where they enter (:class:`Sampling`, :func:`sample_next`, the server).
+
+    Raises:
+        ValueError: ``temperature`` not a real number, NaN, infinite, negative or in (0, MIN_TEMPERATURE);
+            ``top_k`` not an int >= 1; ``top_p`` not a number in (0, 1] (NaN included). The message names
+            the value and the fix.
+    """
+    if not isinstance(temperature, numbers.Real) or isinstance(temperature, bool) or not math.isfinite(temperature) \
+            or temperature < 0 or 0 < temperature < MIN_TEMPERATURE:
+        raise ValueError(f"temperature must be >= 0 and finite: 0 (greedy) or at least {MIN_TEMPERATURE:g}, got "
+                         f"{temperature!r}; use 0 for the most likely token, 1.0 for the model's distribution")
+    if top_k is not None:
+        check_positive_int(top_k, "top_k", "None or an int >= 1")
+    if top_p is not None and (not isinstance(top_p, numbers.Real) or isinstance(top_p, bool)
+                              or not 0 < top_p <= 1):  # NaN fails the comparison too
+        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
 
 
 @dataclass(frozen=True)
@@ -39,12 +64,13 @@ class Sampling:
     seed: int | None = None  # seeds the sampling, so the same seed gives the same text (None: global RNG)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.temperature, (int, float)) or isinstance(self.temperature, bool) or self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
-        if self.top_k is not None:
-            check_positive_int(self.top_k, "top_k", "None or an int >= 1")
-        if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
-            raise ValueError(f"top_p must be None or in (0, 1], got {self.top_p!r}")
+        check_sampling(self.temperature, self.top_k, self.top_p)
+        if self.eos_id is not None and (isinstance(self.eos_id, bool) or not isinstance(self.eos_id, numbers.Integral)
+                                        or self.eos_id < 0):
+            raise ValueError(f"eos_id must be None or a token id (an int >= 0), got {self.eos_id!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
+                                      or not 0 <= self.seed < 2**63):
+            raise ValueError(f"seed must be None or an int in [0, 2**63), got {self.seed!r}")
 
     def generator(self, device: torch.device) -> torch.Generator | None:
         """A generator seeded with ``seed`` on ``device`` (None without a seed)."""
@@ -53,7 +79,14 @@ class Sampling:
 
 def _as_batch(model: GPT, ids: Tensor | list[int], attention_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
     device = next(model.parameters()).device
-    ids = torch.as_tensor(ids, dtype=torch.long, device=device)
+    try:
+        ids = torch.as_tensor(ids, device=device)
+    except (TypeError, ValueError, RuntimeError) as err:  # ragged rows, strings, None
+        raise ValueError(f"ids must be token ids, a (T,) or (B, T) list or tensor of ints: {err}") from None
+    if ids.numel() and (ids.dtype == torch.bool or ids.dtype.is_floating_point or ids.dtype.is_complex):
+        raise ValueError(f"token ids must be integers, got {ids.dtype} values (e.g. {ids.flatten()[:3].tolist()}): "
+                         "floats are never cut to ints silently; pass the ids the tokenizer returned")
+    ids = ids.long()
     if ids.dim() == 1:
         ids = ids.unsqueeze(0)
     if ids.dim() != 2 or ids.numel() == 0:
@@ -90,6 +123,7 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
     Returns:
         (B,) token ids.
     """
+    check_sampling(temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature  # (B, V)
@@ -101,6 +135,7 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
         probs = torch.softmax(sorted_logits, dim=-1)
         # drop a token when the tokens ranked above it already reach top_p (the top token always stays)
         drop = (probs.cumsum(dim=-1) - probs) >= top_p
+        drop[:, 0] = False  # even when top_p rounds to 0 in float32 (1e-300): never an empty set to sample from
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # (B,)
@@ -142,8 +177,12 @@ def generate(
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     sampling = sampling or Sampling(temperature, top_k, top_p, eos_id, seed)
-    squeeze = torch.as_tensor(ids).dim() == 1
+    given = ids
     ids, mask = _as_batch(model, ids, attention_mask)
+    squeeze = torch.as_tensor(given).dim() == 1  # safe now: _as_batch has read it
+    if sampling.eos_id is not None and sampling.eos_id >= model.config.vocab_size:
+        raise ValueError(f"eos_id={sampling.eos_id} is not a token of this model (vocab_size "
+                         f"{model.config.vocab_size}): pass the tokenizer's eos_id, or None")
     block = model.config.block_size
     prompt = ids
     if ids.size(1) > block:

@@ -436,9 +436,9 @@ class GPTClassifier(nn.Module):
 # The two kinds of model folder this module's models are saved as (see llmguide.folder).
 register_kind(ModelKind(
     "gpt-lm", GPT, describe=lambda m: {"model": asdict(m.config)},
-    build=lambda meta: GPT(GPTConfig(**meta["model"]))))
+    build=lambda meta: GPT(GPTConfig(**meta["model"])), config_class=GPTConfig))
 register_kind(ModelKind(
     "gpt-classifier", GPTClassifier,
     describe=lambda m: {"model": asdict(m.gpt.config), "task": "classification", "n_classes": m.n_classes},
     build=lambda meta: GPTClassifier(GPT(GPTConfig(**meta["model"])), len(meta["labels"])),
-    files=(WEIGHTS, CONFIG, LABELS)))
+    files=(WEIGHTS, CONFIG, LABELS), config_class=GPTConfig))

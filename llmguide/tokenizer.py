@@ -21,6 +21,7 @@ All three share one small interface (:class:`Tokenizer`), so later notebooks can
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import operator
 import os
@@ -394,6 +395,27 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 4000, min_frequency: int =
         the trained :class:`BPETokenizer`.
     """
     return BPETokenizer.train(texts, vocab_size=vocab_size, min_frequency=min_frequency)
+
+
+# ----------------------------------------------------------------------------------- identity
+
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
+    """A short hash of what the ids mean: the vocabulary (token -> id) and, for BPE, the merges.
+
+    A model folder and a checkpoint record it (with ``vocab_size``), and every load compares: a
+    ``tokenizer.json`` swapped for another one with the same number of ids is caught, where the count
+    alone would pass. Padding, truncation and the library's file layout do not enter it.
+
+    Returns:
+        16 hexadecimal digits.
+    """
+    state = json.loads(tokenizer.backend.to_str())
+    model = state.get("model", {})
+    vocab = dict(tokenizer.backend.get_vocab(with_added_tokens=True))
+    merges = [m.split(" ", 1) if isinstance(m, str) else list(m) for m in model.get("merges") or []]  # old: "a b"
+    canonical = json.dumps({"type": model.get("type"), "vocab": sorted(vocab.items()), "merges": merges},
+                           ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------- statistics

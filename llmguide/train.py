@@ -30,7 +30,8 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, NamedTuple
 
@@ -41,7 +42,15 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from llmguide.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from llmguide.checkpoint import (
+    clean_partial_saves,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from llmguide.distributed import (
     Batch,
     BatchOrder,
@@ -58,6 +67,10 @@ from llmguide.distributed import (
 from llmguide.runtime import eval_mode, evenly_spaced, seed_everything, to_device
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# TrainConfig fields a resumed run may change: when and what it logs, evaluates and saves, and how long it
+# runs. Every other field shapes the optimisation itself, so a different value would not resume the run.
+RESUME_MAY_CHANGE = ("max_steps", "max_epochs", "eval_interval", "eval_steps", "log_interval", "out_dir",
+                     "checkpoint_interval", "keep_checkpoints", "progress", "device", "patience", "min_delta")
 # Re-exported: callers set up a run with these beside train() (llmguide.distributed is their home).
 __all__ = ["BatchOrder", "DistInfo", "NonFiniteLossError", "TensorDataset", "TrainConfig", "evaluate_loss",
            "free_port", "is_main_process", "lr_at", "make_optimizer", "mixed_precision", "setup_distributed",
@@ -327,7 +340,7 @@ def _model_config(model: nn.Module) -> dict[str, Any] | None:
 
 
 def _save(run: _Run, model: nn.Module, optimizer, scaler, config: TrainConfig, order: BatchOrder,
-          info: DistInfo) -> None:
+          info: DistInfo, run_meta: Mapping[str, Any] | None = None) -> None:
     """Checkpoint on rank 0; every rank's random generators are gathered so dropout resumes exactly."""
     rngs = [rng_state()]
     if info.world_size > 1:
@@ -339,18 +352,47 @@ def _save(run: _Run, model: nn.Module, optimizer, scaler, config: TrainConfig, o
                  "rng": rngs, "tokens_seen": run.tokens_seen, "best_val": run.best_val, "bad_evals": run.bad_evals,
                  "data": {"epoch": epoch, "batch": batch, "n_examples": order.n,
                           "global_batch": order.global_batch, "seed": order.seed}}
-        save_checkpoint(config.out_dir, run.step, model, state, {"model": _model_config(model), "train": asdict(config)},
-                        run.history, keep=config.keep_checkpoints)
+        saved = {"model": _model_config(model), "train": asdict(config), "run": dict(run_meta or {})}
+        save_checkpoint(config.out_dir, run.step, model, state, saved, run.history, keep=config.keep_checkpoints)
     if info.world_size > 1:
         dist.barrier()  # nobody runs ahead (or reads the folder) before it is complete
 
 
+def _diff_text(diff: Mapping[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{k}={a!r} there, {b!r} here" for k, (a, b) in diff.items())
+
+
+def _check_same_run(path: Any, saved: Mapping[str, Any], model: nn.Module, config: TrainConfig,
+                    run_meta: Mapping[str, Any] | None) -> None:
+    """Refuse to resume a checkpoint of another run: other model sizes, other training settings (those not in
+    :data:`RESUME_MAY_CHANGE`), or other data or tokenizer (``run_meta``, e.g. their fingerprints)."""
+    fix = "resume with the settings of that run, or start a new run (another out_dir, or delete its checkpoints)"
+    model_config, saved_model = _model_config(model), saved.get("model")
+    if model_config is not None and saved_model is not None and saved_model != model_config:
+        diff = {k: (saved_model.get(k), v) for k, v in model_config.items() if saved_model.get(k) != v}
+        raise ValueError(f"{path} holds a model with other sizes: {_diff_text(diff)}; {fix}")
+    saved_train = saved.get("train") or {}
+    diff = {k: (saved_train[k], v) for k, v in asdict(config).items()
+            if k in saved_train and k not in RESUME_MAY_CHANGE and saved_train[k] != v}
+    if diff:
+        raise ValueError(f"{path} was trained with other settings: {_diff_text(diff)}; {fix}")
+    saved_run = saved.get("run") or {}
+    for key, value in (run_meta or {}).items():
+        if key in saved_run and saved_run[key] != value:
+            raise ValueError(f"{path} was trained with another {key} ({saved_run[key]!r:.120} there, {value!r:.120} "
+                             f"here): a resumed run must see the same {key}; {fix}")
+
+
 def _resume(run: _Run, model: nn.Module, optimizer, scaler, config: TrainConfig, order: BatchOrder,
-            info: DistInfo) -> None:
+            info: DistInfo, run_meta: Mapping[str, Any] | None = None) -> None:
     path = latest_checkpoint(config.out_dir)
     if path is None:
-        return  # nothing to resume: start from step 0
-    state = load_checkpoint(path, model)
+        warnings.warn(f"resume=True, but {config.out_dir} holds no complete checkpoint: starting from step 0",
+                      stacklevel=3)
+        return
+    state = load_checkpoint(path)
+    _check_same_run(path, state["config"], model, config, run_meta)
+    load_checkpoint(path, model)  # the weights, once the run is known to be the same
     data = state["data"]
     if (data["n_examples"], data["global_batch"], data["seed"]) != (order.n, order.global_batch, order.seed):
         raise ValueError(f"{path} was trained on {data['n_examples']} examples in global batches of "
@@ -387,7 +429,8 @@ def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
 # ---------------------------------------------------------------- the loop
 def train(model: nn.Module, train_data: Any, val_data: Any = None, config: TrainConfig | None = None,
           callback: Callable[[dict], bool | None] | None = None, *, resume: bool = False,
-          collate_fn: Callable | None = None, dist_info: DistInfo | None = None) -> pd.DataFrame:
+          collate_fn: Callable | None = None, dist_info: DistInfo | None = None,
+          run_meta: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Train ``model`` in place and return the history (one row per optimizer step).
 
     Args:
@@ -396,9 +439,14 @@ def train(model: nn.Module, train_data: Any, val_data: Any = None, config: Train
         config: a :class:`TrainConfig` (default: its defaults).
         callback: called on rank 0 as ``callback(row)`` every ``log_interval`` steps and at evaluations;
             returning True stops training (a checkpoint is written first when ``out_dir`` is set).
-        resume: continue from the newest complete checkpoint in ``config.out_dir`` (if any).
+        resume: continue from the newest complete checkpoint in ``config.out_dir`` (a warning when there is
+            none). The checkpoint must be of the same run: same model sizes, same training settings except
+            :data:`RESUME_MAY_CHANGE`, same data, same ``run_meta``; otherwise ``ValueError``. Without
+            ``resume``, an ``out_dir`` that already holds checkpoints is refused (they would mix with the new run's).
         collate_fn: turns a list of examples into a batch (default: stack each key).
         dist_info: what :func:`setup_distributed` returned, when the caller has already called it.
+        run_meta: JSON-able facts that identify the run beyond the configs (e.g. ``{"tokenizer": ...,
+            "data": ...}`` fingerprints), stored in each checkpoint and compared on resume.
     Returns:
         DataFrame with columns step, epoch, lr, train_loss, val_loss (NaN between evaluations),
         grad_norm, tokens (seen so far), tokens_per_s, elapsed_s (seconds of training steps so far, without
@@ -413,8 +461,13 @@ def train(model: nn.Module, train_data: Any, val_data: Any = None, config: Train
     train_data = as_dataset(train_data)
     order = BatchOrder(len(train_data), config.batch_size * config.grad_accum_steps * info.world_size, config.seed)
     total, run = total_steps(config, order.batches_per_epoch), _Run()
+    if config.out_dir is not None and info.is_main:
+        clean_partial_saves(config.out_dir)  # folders of saves a kill interrupted
+        if not resume and (old := list_checkpoints(config.out_dir)):
+            raise ValueError(f"{config.out_dir} already holds checkpoints of an earlier run (up to {old[-1].name}): "
+                             "pass resume=True to continue it, or use another out_dir (or delete them) for a new run")
     if resume:
-        _resume(run, model, optimizer, scaler, config, order, info)
+        _resume(run, model, optimizer, scaler, config, order, info, run_meta)
     net = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None) \
         if info.world_size > 1 else model
     bar = tqdm(total=total, initial=run.step, desc="train", disable=not config.progress or not info.is_main)
@@ -446,7 +499,7 @@ def train(model: nn.Module, train_data: Any, val_data: Any = None, config: Train
         bar.set_postfix({k: f"{run.history[-1][k]:.4f}" for k in ("train_loss", "val_loss")
                          if math.isfinite(run.history[-1][k])})
         if save_now or (config.out_dir is not None and run.stop_reason):
-            _save(run, model, optimizer, scaler, config, order, info)
+            _save(run, model, optimizer, scaler, config, order, info, run_meta)
         run.clock = time.perf_counter()  # evaluation and saving do not count as training time
     bar.close()
     history = pd.DataFrame(run.history)

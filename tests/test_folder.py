@@ -20,6 +20,14 @@ from llmguide.folder import (
 )
 from llmguide.model import GPT, GPTConfig
 from llmguide.pretrain import load_model_folder, review_lm_dir
+from llmguide.tokenizer import tokenizer_fingerprint
+
+
+@pytest.fixture
+def tiny_gpt(tiny, animal_tok) -> GPT:
+    """The tiny GPT with the animal tokenizer's vocabulary: a folder's tokenizer and weights must agree."""
+    torch.manual_seed(0)
+    return GPT(GPTConfig(**{**tiny, "vocab_size": animal_tok.vocab_size}))
 
 
 def test_save_then_load_gives_the_same_logits_tokenizer_and_meta(tiny_gpt, animal_tok, tmp_path):
@@ -31,7 +39,8 @@ def test_save_then_load_gives_the_same_logits_tokenizer_and_meta(tiny_gpt, anima
     assert model.lm_head.weight is model.transformer.wte.weight  # re-tied on load
     assert tokenizer.itos == animal_tok.itos
     assert meta == {"format_version": FORMAT_VERSION, "kind": "gpt-lm", "model": tiny_gpt.config_dict(),
-                    "note": "猫"}
+                    "note": "猫", "tokenizer": {"vocab_size": animal_tok.vocab_size,
+                                               "fingerprint": tokenizer_fingerprint(animal_tok)}}
 
 
 def test_a_folder_of_another_kind_names_what_it_found_and_expected(tiny_gpt, animal_tok, tmp_path):
