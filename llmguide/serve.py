@@ -15,6 +15,12 @@ Concurrent requests are batched (:mod:`llmguide.batching`) behind a bounded queu
 503 with ``Retry-After``. Every bad request gets a 4xx whose message is one line naming the field and the
 limit. Defaults are safe: bind 127.0.0.1; any other address needs an API key (checked in constant time);
 no CORS unless asked; weights load from safetensors only (no pickle).
+
+Where the parts live: the request and response schemas in :mod:`llmguide.api`, metrics and the feedback log
+in :mod:`llmguide.monitoring`, the batching workers in :mod:`llmguide.batching`, the command's arguments in
+:mod:`llmguide.cli`. This module (~600 lines) keeps what one request passes through, read together: the
+config, loading the models, the guards, the shared state, the routes, the app, and a server in a subprocess
+for tests, benchmarks and notebook 07.
 """
 
 
@@ -23,21 +29,17 @@ import hmac
 import json
 import os
 import sys
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Any
 
-import pandas as pd
-
+from llmguide.api import api_schemas, validation_message
 from llmguide.batching import (
     Batcher,
     GenRequest,
@@ -50,11 +52,10 @@ from llmguide.classify import pad_id
 from llmguide.folder import LABELS, read_meta
 from llmguide.folder import load_folder as load_model_folder
 from llmguide.inference import load_classifier
+from llmguide.monitoring import FeedbackLog, Metrics, MetricsMiddleware
 from llmguide.runtime import get_device
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 ENDPOINTS = ("/", "/health", "/metrics", "/v1/models", "/v1/classify", "/v1/completions", "/v1/feedback",
              "/openapi.json")
 
@@ -169,69 +170,7 @@ def check_bind(host: str, api_key: str | None) -> None:
                          "keep the default --host 127.0.0.1")
 
 
-# ---------------------------------------------------------------- metrics (Prometheus text format)
-
-class Metrics:
-    """Counters and histograms, updated from the event loop and the batch threads, rendered as Prometheus text."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: Counter = Counter()  # (endpoint, status)
-        self.rejected: Counter = Counter()  # endpoint -> 503s from a full queue
-        self.latency: dict[str, list] = {}  # endpoint -> [bucket counts..., sum, count]
-        self.batch: dict[str, list] = {}  # model -> [bucket counts..., sum, count]
-        self.tokens: Counter = Counter()  # model -> generated tokens
-
-    @staticmethod
-    def _observe(table: dict, key: str, buckets: Sequence[float], value: float) -> None:
-        row = table.setdefault(key, [0] * len(buckets) + [0.0, 0])
-        for i, upper in enumerate(buckets):
-            row[i] += value <= upper
-        row[-2] += value
-        row[-1] += 1
-
-    def request(self, endpoint: str, status: int, seconds: float) -> None:
-        with self.lock:
-            self.requests[endpoint, status] += 1
-            self._observe(self.latency, endpoint, LATENCY_BUCKETS, seconds)
-
-    def batch_size(self, model: str, rows: int) -> None:
-        with self.lock:
-            self._observe(self.batch, model, BATCH_BUCKETS, rows)
-
-    @staticmethod
-    def _histogram(name: str, label: str, table: dict, buckets: Sequence[float]) -> list[str]:
-        lines = [f"# TYPE {name} histogram"]
-        for key, row in sorted(table.items()):
-            for upper, n in zip(buckets, row, strict=False):
-                lines.append(f'{name}_bucket{{{label}="{key}",le="{upper}"}} {n}')
-            lines += [f'{name}_bucket{{{label}="{key}",le="+Inf"}} {row[-1]}',
-                      f'{name}_sum{{{label}="{key}"}} {row[-2]:.6f}', f'{name}_count{{{label}="{key}"}} {row[-1]}']
-        return lines
-
-    def render(self, queue_depth: dict[str, int]) -> str:
-        """The metrics page: one ``# TYPE`` line per metric, then its samples."""
-        with self.lock:
-            lines = ["# TYPE llmguide_requests_total counter"]
-            lines += [f'llmguide_requests_total{{endpoint="{e}",status="{s}"}} {n}'
-                      for (e, s), n in sorted(self.requests.items())]
-            lines.append("# TYPE llmguide_request_errors_total counter")
-            errors = Counter()
-            for (e, s), n in self.requests.items():
-                errors[e] += n if s >= 400 else 0
-            lines += [f'llmguide_request_errors_total{{endpoint="{e}"}} {n}' for e, n in sorted(errors.items())]
-            lines.append("# TYPE llmguide_rejected_total counter")
-            lines += [f'llmguide_rejected_total{{endpoint="{e}"}} {n}' for e, n in sorted(self.rejected.items())]
-            lines += self._histogram("llmguide_request_seconds", "endpoint", self.latency, LATENCY_BUCKETS)
-            lines += self._histogram("llmguide_batch_rows", "model", self.batch, BATCH_BUCKETS)
-            lines.append("# TYPE llmguide_generated_tokens_total counter")
-            lines += [f'llmguide_generated_tokens_total{{model="{m}"}} {n}' for m, n in sorted(self.tokens.items())]
-        lines.append("# TYPE llmguide_queue_depth gauge")
-        lines += [f'llmguide_queue_depth{{model="{m}"}} {d}' for m, d in sorted(queue_depth.items())]
-        return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------- ASGI middleware: metrics, key, body
+# ---------------------------------------------------------------- ASGI middleware: the key and the body
 
 def _error_body(message: str, status: int, param: str | None = None) -> dict:
     kind = {401: "authentication_error", 404: "not_found_error", 503: "overloaded_error"}.get(
@@ -245,32 +184,6 @@ async def _send_error(send: Any, status: int, message: str, headers: dict | None
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
-
-
-class MetricsMiddleware:
-    """Counts every answer by endpoint and status, and times it to its last byte (streams included)."""
-
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"  # bounded label values
-        start, status = time.perf_counter(), [500]
-
-        async def timed_send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                self.metrics.request(endpoint, status[0], time.perf_counter() - start)
-
-        try:
-            await self.app(scope, receive, timed_send)
-        except Exception:
-            self.metrics.request(endpoint, 500, time.perf_counter() - start)
-            raise
 
 
 class GuardMiddleware:
@@ -329,45 +242,6 @@ class GuardMiddleware:
         await self.app(scope, replay, send)
 
 
-# ---------------------------------------------------------------- feedback log (opt-in)
-
-class FeedbackLog:
-    """Append-only JSONL: one ``{"kind": "request", ...}`` line per classified text, one ``"feedback"`` per label."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = threading.Lock()
-
-    def write(self, records: Sequence[dict]) -> None:
-        lines = "".join(json.dumps({"time": time.time(), **r}, ensure_ascii=False) + "\n" for r in records)
-        with self.lock, open(self.path, "a", encoding="utf-8") as f:
-            f.write(lines)
-
-
-def read_feedback(path: str | Path) -> pd.DataFrame:
-    """The logged texts that users labelled, as new labelled data.
-
-    Args:
-        path: the server's ``--log-file``.
-    Returns:
-        DataFrame ``text, label, predicted, probability`` (one row per labelled text; the latest label wins),
-        ready for ``llmguide finetune --train`` after ``df[["text", "label"]].to_csv(...)``.
-    """
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    served = {r["id"]: r for r in rows if r.get("kind") == "request"}
-    labels = {r["id"]: r["label"] for r in rows if r.get("kind") == "feedback" and r.get("id") in served}
-    out = [{"text": served[i]["text"], "label": lab, "predicted": served[i]["label"],
-            "probability": served[i]["probability"]} for i, lab in labels.items()]
-    return pd.DataFrame(out, columns=["text", "label", "predicted", "probability"])
-
-
-def served_texts(path: str | Path) -> list[str]:
-    """Every text the server classified, from its ``--log-file`` (for a drift check)."""
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r["text"] for r in rows if r.get("kind") == "request"]
-
-
 def web_page() -> str:
     """The demo page (``llmguide/web/index.html``, package data)."""
     return resources.files("llmguide").joinpath("web", "index.html").read_text(encoding="utf-8")
@@ -390,130 +264,6 @@ def new_id(prefix: str) -> str:
 
 
 # ---------------------------------------------------------------- request and response schemas
-
-def _schemas(config: ServeConfig) -> Any:
-    """Pydantic models of every request and response, with the limits of ``config`` as field constraints."""
-    try:
-        from pydantic import BaseModel, ConfigDict, Field, field_validator
-    except ImportError:
-        raise ImportError("llmguide serve needs FastAPI: pip install 'llmguide[serve]'") from None
-
-    strict = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)  # "3" is not 3, unknown fields are errors
-    Text = Annotated[str, Field(min_length=1, max_length=config.max_text_chars)]
-    Stop = Annotated[str, Field(min_length=1, max_length=64)]
-
-    class ClassifyRequest(BaseModel):
-        model_config = strict
-        texts: list[Text] = Field(min_length=1, max_length=config.max_texts, description="texts to classify")
-        model: str | None = Field(None, description="a classifier's id from /v1/models (default: the one loaded)")
-        truncate: bool = Field(True, description="cut texts past the model's context (reported per text); "
-                                                 "false: such a text is a 422 error")
-
-    class ClassifyResult(BaseModel):
-        label: str
-        probability: float
-        probabilities: dict[str, float]
-        tokens: int = Field(description="tokens the model read")
-        truncated: bool = Field(description="the text was longer than the model's context and was cut")
-
-    class ClassifyResponse(BaseModel):
-        id: str
-        object: str = "classification"
-        model: str
-        results: list[ClassifyResult]
-        truncated: int = Field(description="how many texts were cut to the model's context")
-
-    class CompletionRequest(BaseModel):
-        model_config = strict
-        model: str | None = Field(None, description="a language model's id from /v1/models (default: the one loaded)")
-        prompt: str = Field(min_length=1, max_length=config.max_prompt_chars)
-        max_tokens: int = Field(16, ge=0, le=config.max_tokens)
-        # Tiny positive values overflow the sampling (logits / 1e-300 = inf, a top_p that is 0 in float32):
-        # the limits say where the arithmetic stops being meaningful.
-        temperature: float = Field(1.0, ge=0, le=2, description="0 = greedy, else in [0.01, 2]")
-        top_p: float = Field(1.0, ge=1e-6, le=1)
-        seed: int | None = Field(None, ge=0, le=2**63 - 1, description="the same seed gives the same text")
-        stop: Stop | list[Stop] | None = Field(None, max_length=4, description="stop before any of these strings")
-        stream: bool = Field(False, description="answer with server-sent events, ending `data: [DONE]`")
-        n: int = Field(1, ge=1, le=1, description="one completion per request")
-        user: str | None = Field(None, max_length=256, description="accepted for OpenAI compatibility; unused")
-
-        @field_validator("temperature")
-        @classmethod
-        def _not_tiny(cls, value: float) -> float:
-            if 0 < value < 0.01:
-                raise ValueError(f"must be 0 (greedy) or at least 0.01, got {value!r}")
-            return value
-
-    class Choice(BaseModel):
-        text: str
-        index: int = 0
-        logprobs: None = None
-        finish_reason: str | None
-
-    class Usage(BaseModel):
-        prompt_tokens: int
-        completion_tokens: int
-        total_tokens: int
-
-    class CompletionResponse(BaseModel):
-        id: str
-        object: str = "text_completion"
-        created: int
-        model: str
-        choices: list[Choice]
-        usage: Usage | None = None
-
-    class FeedbackRequest(BaseModel):
-        model_config = strict
-        id: str = Field(min_length=1, max_length=64, description="the id of a /v1/classify answer")
-        index: int = Field(0, ge=0, lt=config.max_texts, description="which text of that request")
-        label: str = Field(min_length=1, max_length=100, description="the label the user says is right")
-
-    class ModelCard(BaseModel):
-        id: str
-        object: str = "model"
-        created: int
-        owned_by: str = "llmguide"
-        kind: str
-        block_size: int
-        labels: list[str] | None = None
-
-    class ModelList(BaseModel):
-        object: str = "list"
-        data: list[ModelCard]
-
-    class Health(BaseModel):
-        status: str
-        models: dict[str, str]
-        queue_depth: dict[str, int]
-        api_key_required: bool
-
-    class ErrorDetail(BaseModel):
-        message: str
-        type: str
-        param: str | None = None
-        code: int | None = None
-
-    class ErrorResponse(BaseModel):
-        error: ErrorDetail
-
-    return SimpleNamespace(**{k: v for k, v in locals().items() if isinstance(v, type)})
-
-
-def _validation_message(errors: Sequence[dict]) -> tuple[str, str | None]:
-    """One line from pydantic's errors: the first bad field, what is wrong (with the limit), the value."""
-    err = errors[0]
-    loc = [str(x) for x in err.get("loc", ()) if x != "body"]
-    if err.get("type") == "json_invalid":
-        return f"request body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})", None
-    param = ".".join(loc) or None
-    got = repr(err.get("input"))
-    got = got if len(got) <= 40 else got[:37] + "..."
-    where = f"{param}: " if param else "body: "
-    more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
-    return f"{where}{err.get('msg', 'invalid')} (got {got}){more}", param
-
 
 class _State:
     """What the routes share: the models, their batchers, the metrics and the feedback log."""
@@ -699,7 +449,7 @@ def create_app(config: ServeConfig, models: Sequence[ServedModel]) -> Any:
     except ImportError:
         raise ImportError("llmguide serve needs FastAPI and uvicorn: pip install 'llmguide[serve]'") from None
     check_bind(config.host, config.api_key)
-    state, S = _State(config, models), _schemas(config)
+    state, S = _State(config, models), api_schemas(config)
 
     @asynccontextmanager
     async def lifespan(_: Any):
@@ -731,7 +481,7 @@ def create_app(config: ServeConfig, models: Sequence[ServedModel]) -> Any:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
-        message, param = _validation_message(err.errors())
+        message, param = validation_message(err.errors())
         return JSONResponse(_error_body(message, 422, param), 422)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -765,7 +515,7 @@ def create_app(config: ServeConfig, models: Sequence[ServedModel]) -> Any:
 
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: it sees every answer
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics, endpoints=ENDPOINTS)  # outermost: it sees every answer
     return app
 
 

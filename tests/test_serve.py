@@ -25,6 +25,7 @@ from llmguide.batching import Batcher, QueueFull, _visible
 from llmguide.classify import classifier_from_pretrained, end_token_id, save_classifier
 from llmguide.data import REVIEW_LABELS
 from llmguide.generate import generate
+from llmguide.monitoring import read_feedback, served_texts
 from llmguide.pretrain import load_model_folder, review_lm_dir
 from llmguide.serve import (
     ServeConfig,
@@ -32,8 +33,6 @@ from llmguide.serve import (
     create_app,
     load_folder,
     load_models,
-    read_feedback,
-    served_texts,
     start_server,
 )
 

@@ -41,7 +41,8 @@ from llmguide.inference import load_classifier
 from llmguide.plotting import set_style
 from llmguide.pretrain import load_model_folder, review_lm_dir
 from llmguide.profiling import best_time
-from llmguide.serve import read_feedback, served_texts, start_server
+from llmguide.monitoring import read_feedback, served_texts
+from llmguide.serve import start_server
 from llmguide.tokenizer import is_cjk, token_stats
 
 rt = setup(seed=0)  # the profile comes from $LLMGUIDE_PROFILE; setup(profile="gpu") forces one
