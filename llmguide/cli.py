@@ -43,6 +43,7 @@ from llmguide.pretrain import ALIASES, DATA_OPTIONS, TOKENIZERS, option_types, r
 from llmguide.profiles import MODEL_SIZES, PRETRAIN_SETTINGS, PROFILES
 from llmguide.quickstart import run_quickstart
 from llmguide.serve import ServeConfig, check_bind, create_app, load_models, set_threads
+from llmguide.tagger import run_segment
 from llmguide.train import TrainConfig, is_main_process
 
 Command = Callable[[argparse.Namespace], int]
@@ -305,6 +306,24 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- segment
+def add_segment_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of ``llmguide segment``."""
+    parser.add_argument("model_dir", help="a word-segmenter folder, e.g. data/pd-seg-bert")
+    parser.add_argument("text", nargs="*", help="Chinese text to segment, one line per argument")
+    parser.add_argument("--input", default=None, help="a UTF-8 text file to segment, one text a line")
+    parser.add_argument("--output", default=None, help="write the result to this file (default: standard output)")
+    return parser
+
+
+def segment_command(args: argparse.Namespace) -> int:
+    """``llmguide segment``: one output line per input line, words separated by two spaces (SIGHAN format)."""
+    lines = run_segment(args.model_dir, args.text, args.input, args.output)
+    if args.output is None:
+        print("\n".join(lines))
+    return 0
+
+
 # ---------------------------------------------------------------- the parser
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (what is wrong, and where help is), no usage dump."""
@@ -326,6 +345,8 @@ COMMANDS: tuple[tuple[str, str, Callable[[Any], Any], Command], ...] = (
      add_predict_arguments, predict_command),
     ("serve", "serve a classifier and/or a language model over HTTP: API, web demo, metrics",
      add_serve_arguments, serve_command),
+    ("segment", "cut Chinese text into words with a saved segmenter (SIGHAN format: two spaces between words)",
+     add_segment_arguments, segment_command),
 )
 
 
