@@ -240,7 +240,3 @@ def zero_units(model: nn.Module, head_fraction: float, neuron_fraction: float,
             block.mlp.c_proj.weight[:, drop] = 0
     return zeroed
 
-
-def count_parameters(model: nn.Module) -> int:
-    """Parameters of a model (shared tensors once)."""
-    return sum(p.numel() for p in model.parameters())

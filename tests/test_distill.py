@@ -6,9 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmguide.distill import Distiller, SoftLabels, distill, distillation_loss, student_from_teacher, teacher_logits
+from llmguide.cost import count_params
+from llmguide.distill import (
+    Distiller,
+    SoftLabels,
+    distill,
+    distillation_loss,
+    student_from_teacher,
+    teacher_logits,
+)
 from llmguide.model import GPT, GPTClassifier, GPTConfig
-from llmguide.prune import count_parameters
 from llmguide.train import TensorDataset, TrainConfig
 
 
@@ -71,7 +78,7 @@ def test_distill_trains_the_student_towards_the_teacher(tiny, one_thread):
     torch.manual_seed(0)
     teacher = GPTClassifier(GPT(GPTConfig(**tiny)), 2).eval()
     student = student_from_teacher(teacher, n_layer=1, n_embd=16, n_head=2)
-    assert count_parameters(student) < count_parameters(teacher) / 2
+    assert count_params(student) < count_params(teacher) / 2
     data = _data(tiny)
     soft = teacher_logits(teacher, data)
     before = distillation_loss(teacher_logits(student, data), soft, temperature=2.0, alpha=1.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from llmguide.cost import count_params
 from llmguide.model import GPT, GPTClassifier, GPTConfig
 from llmguide.prune import (
-    count_parameters,
     magnitude_prune,
     prunable_linears,
     remove_heads,
@@ -98,7 +98,7 @@ def test_structured_pruning_equals_zeroing_the_removed_units(classifier, batch):
     block = small.gpt.transformer.h[0]
     assert (block.attn.n_head, block.attn.c_attn.out_features, block.attn.c_proj.in_features) == (2, 48, 16)
     assert (block.mlp.c_fc.out_features, block.mlp.c_proj.in_features) == (64, 64)
-    assert count_parameters(small) < count_parameters(classifier)
+    assert count_params(small) < count_params(classifier)
     torch.testing.assert_close(_logits(small, batch), _logits(zeroed, batch), rtol=1e-5, atol=1e-6)
     assert not torch.allclose(_logits(small, batch), _logits(classifier, batch))  # something was removed
 
