@@ -13,8 +13,8 @@ TOLERANCE = 1e-5  # same maths, a different order of float additions (as tests/t
 
 
 def test_torchrun_with_two_processes_equals_one_process(tmp_path, one_thread):
-    ddp, ddp_model = run_data_parallel(tmp_path / "ddp", nproc=2, steps=4, global_batch=8)
-    single = train_demo(tmp_path / "single", steps=4, global_batch=8)
+    ddp, ddp_model = run_data_parallel(tmp_path / "ddp", nproc=2, steps=3, global_batch=8)
+    single = train_demo(tmp_path / "single", steps=3, global_batch=8)
     assert ddp["world_size"] == 2 and single["world_size"] == 1
     torch.testing.assert_close(torch.tensor(ddp["train_loss"]), torch.tensor(single["train_loss"]),
                                rtol=0, atol=TOLERANCE)

