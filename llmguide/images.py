@@ -22,7 +22,9 @@ models as it trains the GPT, and :func:`llmguide.evaluate.evaluate` scores them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,10 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llmguide.cnn import CNN, CNNConfig
 from llmguide.data import load_hub_dataset
 from llmguide.evaluate import evaluate
-from llmguide.runtime import check_positive_int
+from llmguide.folder import HISTORY, save_folder
+from llmguide.profiles import VISION_SETTINGS
+from llmguide.runtime import check_positive_int, get_profile
 from llmguide.train import TrainConfig, train
+from llmguide.vit import ViT, ViTConfig
 
 DIGIT_LABELS = [str(d) for d in range(10)]
 CIFAR10_HUB = "uoft-cs/cifar10"
@@ -245,7 +251,7 @@ def learning_curve(models: dict[str, Callable[[], nn.Module]], split: ImageSplit
         shift: augmentation (pixels), 0 for none.
         device: where to train.
     Returns:
-        One row per (model, n_train, seed): columns model, n_train, seed, shift, test_acc, train_s.
+        One row per (model, n_train, seed): columns model, n_train, seed, shift, steps, test_acc, train_s.
     """
     rows = []
     for n in sizes:
@@ -257,5 +263,59 @@ def learning_curve(models: dict[str, Callable[[], nn.Module]], split: ImageSplit
                 model = build()
                 history = fit(model, subset, settings[name], seed=seed, device=device)
                 rows.append({"model": name, "n_train": n, "seed": seed, "shift": shift,
-                             "test_acc": accuracy(model, split.test), "train_s": float(history["elapsed_s"].iloc[-1])})
+                             "steps": int(history["step"].iloc[-1]), "test_acc": accuracy(model, split.test),
+                             "train_s": float(history["elapsed_s"].iloc[-1])})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- the profile's recipe
+def vision_settings(profile: str | None = None) -> dict[str, Any]:
+    """The profile's entry of :data:`llmguide.profiles.VISION_SETTINGS` (data, model sizes, training)."""
+    return VISION_SETTINGS[get_profile(profile).name]
+
+
+def load_split(profile: str | None = None) -> ImageSplit:
+    """The profile's data: the digits (cpu) or CIFAR-10 from the hub (gpu; OfflineError offline)."""
+    return load_digits_split() if vision_settings(profile)["data"] == "digits" else load_cifar10_split()
+
+
+def build_models(profile: str | None = None) -> dict[str, Callable[[], nn.Module]]:
+    """{"CNN": ..., "ViT": ...}: functions that build the profile's two models with fresh weights."""
+    s = vision_settings(profile)
+    return {"CNN": lambda: CNN(CNNConfig(**s["cnn"])), "ViT": lambda: ViT(ViTConfig(**s["vit"]))}
+
+
+def train_settings(profile: str | None = None) -> dict[str, dict]:
+    """{"CNN": TrainConfig fields, "ViT": ...} of the profile."""
+    s = vision_settings(profile)
+    return {"CNN": dict(s["cnn_train"]), "ViT": dict(s["vit_train"])}
+
+
+def make_vit_folder(out_dir: str | Path, profile: str | None = "cpu", seed: int = 0,
+                    device: str | None = None) -> Path:
+    """Train the profile's ViT on all its training images (with the profile's shift) and save a model folder.
+
+    The folder (kind "vit-classifier") records the recipe (``train``, ``data``) and its test accuracy in
+    config.json, and the training history in history.csv; ``data/vit-digits`` is this run with the defaults.
+
+    Args:
+        out_dir: the folder to write.
+        profile: whose sizes and data ("cpu": the digits).
+        seed: initialisation and data order.
+        device: where to train.
+    Returns:
+        The folder.
+    """
+    s = vision_settings(profile)
+    split = load_split(profile)
+    torch.manual_seed(seed)
+    model = build_models(profile)["ViT"]()
+    settings = train_settings(profile)["ViT"]
+    history = fit(model, split.train.augmented(s["shift"]), settings, seed=seed, device=device)
+    model = model.cpu().eval()
+    meta = {"train": asdict(TrainConfig(**{**settings, "seed": seed})), "task": "image-classification",
+            "data": {"name": split.name, "shift": s["shift"], "n_train": len(split.train), "n_test": len(split.test),
+                     "mean": split.mean, "std": split.std},
+            "results": {"test_accuracy": accuracy(model, split.test), "val_accuracy": accuracy(model, split.val)}}
+    return save_folder(out_dir, model, labels=split.train.label_names, meta=meta,
+                       files={HISTORY: lambda p: history.to_csv(p, index=False)})

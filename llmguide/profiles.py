@@ -57,3 +57,29 @@ REVIEW_LM_SETTINGS: dict[str, Any] = dict(
     min_freq=5,  # characters seen < 5 times (0.3 % of the text) share <unk>: a 2,909-token head, not 4,423
     eval_interval=400, eval_steps=40, keep_checkpoints=1,
 )
+
+# Image classification (notebook 11, ``llmguide.images``): the ViT, the LeNet-style CNN it is measured against,
+# and how each trains (TrainConfig fields). "cpu": scikit-learn's 8 x 8 digits, 2 x 2 patches (16 + 1 positions);
+# "gpu": CIFAR-10 from the hub, 4 x 4 patches (64 + 1), ViT-Tiny's width and heads (Touvron et al. 2021) at
+# half its depth. ``shift``: the augmentation, in pixels. The gpu row has not been measured in this repository.
+VISION_SETTINGS: dict[str, dict[str, Any]] = {
+    "cpu": dict(
+        data="digits", shift=1,
+        vit=dict(image_size=8, patch_size=2, num_channels=1, num_classes=10, n_layer=4, n_head=4, n_embd=64),
+        cnn=dict(image_size=8, num_channels=1, num_classes=10, channels=(16, 32), hidden=64),
+        vit_train=dict(learning_rate=2e-3, min_lr=2e-4, warmup_steps=100, batch_size=128, max_steps=2000,
+                       weight_decay=0.05, beta2=0.99, eval_interval=0, log_interval=50),
+        cnn_train=dict(learning_rate=3e-3, min_lr=3e-4, warmup_steps=50, batch_size=64, max_steps=600,
+                       weight_decay=0.05, beta2=0.99, eval_interval=0, log_interval=50),
+    ),
+    "gpu": dict(
+        data="cifar10", shift=4,
+        vit=dict(image_size=32, patch_size=4, num_channels=3, num_classes=10, n_layer=6, n_head=3, n_embd=192,
+                 dropout=0.1),
+        cnn=dict(image_size=32, num_channels=3, num_classes=10, channels=(64, 128), hidden=256, dropout=0.1),
+        vit_train=dict(learning_rate=1e-3, min_lr=1e-5, warmup_steps=500, batch_size=256, max_steps=20000,
+                       weight_decay=0.05, beta2=0.99, eval_interval=1000, eval_steps=20, log_interval=100),
+        cnn_train=dict(learning_rate=2e-3, min_lr=2e-5, warmup_steps=200, batch_size=256, max_steps=10000,
+                       weight_decay=0.05, beta2=0.99, eval_interval=1000, eval_steps=20, log_interval=100),
+    ),
+}

@@ -236,5 +236,5 @@ def test_training_learns_digits_and_learning_curve_rows(one_thread):
     assert before < 0.3 and after > 0.85, (before, after)
     curve = learning_curve({"cnn": lambda: CNN(CNNConfig(channels=(4, 8), hidden=16))}, split, [20, 40],
                            {"cnn": {**settings, "max_steps": 5}}, seeds=(0,), shift=1)
-    assert list(curve.columns) == ["model", "n_train", "seed", "shift", "test_acc", "train_s"]
+    assert list(curve.columns) == ["model", "n_train", "seed", "shift", "steps", "test_acc", "train_s"]
     assert curve["n_train"].tolist() == [20, 40] and curve["test_acc"].between(0, 1).all()
