@@ -14,6 +14,13 @@ and the scales and computes from them: int8 quantizes each row of its input too 
 quantization, one scale per token) and multiplies int8 by int8 into int32 (``torch._int_mm``, VNNI on x86),
 then multiplies by both scales; int4 unpacks and dequantizes its weight in each call (memory, not speed).
 
+*Activation outliers.* A few input channels of an LLM's Linears carry values 10-100x the others (Dettmers
+et al. 2022), so one scale per token spends the int8 range on them. SmoothQuant (Xiao et al. 2023) rescales
+channel j by ``s_j = max|x_j|^α / max|W_:,j|^(1-α)`` measured on calibration text: ``W x = (W diag(s))
+(diag(s)^-1 x)`` exactly in float, and both factors are then easier to quantize. :func:`quantize_model`
+does this when given a ``calibrate`` function (α = 0.5); the layer keeps ``1/s`` and multiplies its input
+by it (SmoothQuant folds it into the LayerNorm before; one multiply per call is simpler).
+
 *Maintained paths* (:func:`torchao_quantize`, :func:`onnx_quantize`, :func:`torch_dynamic_quantize`):
 torchao's ``quantize_`` (int8 dynamic activation + int8 weight, int8 weight-only, and int4 weight-only on
 CPU through its prototype ``Int4OpaqueTensor``; the stable ``Int4WeightOnlyConfig`` needs CUDA or the
@@ -115,7 +122,7 @@ class QuantLinear(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, scheme: str = "int8",
-                 group_size: int = 32) -> None:
+                 group_size: int = 32, smooth: bool = False) -> None:
         super().__init__()
         if scheme not in SCHEMES:
             raise ValueError(f"unknown quantization scheme {scheme!r}: use one of {SCHEMES}")
@@ -127,12 +134,26 @@ class QuantLinear(nn.Module):
             self.register_buffer("weight", torch.zeros(out_features, in_features // 2, dtype=torch.uint8))
             self.register_buffer("scale", torch.ones(out_features, in_features // group_size))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        # SmoothQuant's 1 / s per input channel (in,), or None
+        self.register_buffer("smooth", torch.ones(in_features) if smooth else None)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, scheme: str = "int8", group_size: int = 32) -> QuantLinear:
-        """Quantize an ``nn.Linear`` (its weight (out, in)); the bias stays float."""
-        layer = cls(linear.in_features, linear.out_features, linear.bias is not None, scheme, group_size)
-        q, scale = quantize_int8(linear.weight) if scheme == "int8" else quantize_int4(linear.weight, group_size)
+    def from_linear(cls, linear: nn.Linear, scheme: str = "int8", group_size: int = 32,
+                    act_amax: Tensor | None = None, alpha: float = 0.5) -> QuantLinear:
+        """Quantize an ``nn.Linear`` (its weight (out, in)); the bias stays float.
+
+        Args:
+            act_amax: (in,) max |input| per channel on calibration data: smooth with it (SmoothQuant).
+            alpha: how much of the activations' range moves into the weights (0: none; SmoothQuant uses 0.5).
+        """
+        layer = cls(linear.in_features, linear.out_features, linear.bias is not None, scheme, group_size,
+                    smooth=act_amax is not None)
+        w = linear.weight.detach().float()
+        if act_amax is not None:
+            s = act_amax.float().clamp(min=1e-5) ** alpha / w.abs().amax(0).clamp(min=1e-5) ** (1 - alpha)  # (in,)
+            w = w * s
+            layer.smooth.copy_(1 / s)
+        q, scale = quantize_int8(w) if scheme == "int8" else quantize_int4(w, group_size)
         layer.weight.copy_(q)
         layer.scale.copy_(scale)
         if linear.bias is not None:
@@ -148,6 +169,8 @@ class QuantLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
         x2 = x.reshape(-1, self.in_features).float()  # (M, in)
+        if self.smooth is not None:
+            x2 = x2 * self.smooth
         if self.scheme == "int8" and x2.device.type == "cpu":
             # dynamic activation quantization: one scale per row (token), as torchao's int8 dynamic config
             sx = (x2.abs().amax(dim=1, keepdim=True) / 127).clamp(min=_EPS)  # (M, 1)
@@ -173,8 +196,29 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
+def _input_amax(model: nn.Module, names: list[str], calibrate: Callable[[nn.Module], object]) -> dict[str, Tensor]:
+    """max |input| per channel of each named Linear while ``calibrate(model)`` runs."""
+    amax: dict[str, Tensor] = {}
+
+    def hook(name):
+        def record(module, args):
+            a = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(0).float()
+            amax[name] = torch.maximum(amax[name], a) if name in amax else a
+        return record
+
+    handles = [model.get_submodule(n).register_forward_pre_hook(hook(n)) for n in names]
+    try:
+        with torch.no_grad():
+            calibrate(model)
+    finally:
+        for h in handles:
+            h.remove()
+    return amax
+
+
 def quantize_model(model: nn.Module, scheme: str = "int8", group_size: int = 32,
-                   skip: Sequence[str] = ()) -> list[str]:
+                   skip: Sequence[str] = (), calibrate: Callable[[nn.Module], object] | None = None,
+                   alpha: float = 0.5) -> list[str]:
     """Replace every ``nn.Linear`` of ``model`` (in place) by a :class:`QuantLinear`.
 
     Args:
@@ -182,15 +226,20 @@ def quantize_model(model: nn.Module, scheme: str = "int8", group_size: int = 32,
         scheme: "int8" or "int4".
         group_size: int4's weights per scale; a Linear whose in_features it does not divide stays float.
         skip: module names to leave in float (e.g. an LM head the model never runs).
+        calibrate: runs the float model on calibration data (e.g. ``lambda m: m(ids)``); given, each
+            layer is smoothed with the inputs it saw (SmoothQuant, see the module docstring).
+        alpha: SmoothQuant's migration strength.
     Returns:
         The names of the replaced modules (what a folder's "quantization" entry records).
     """
     done = []
-    for name in _linears(model, skip):
+    names = _linears(model, skip)
+    amax = _input_amax(model, names, calibrate) if calibrate is not None else {}
+    for name in names:
         linear = model.get_submodule(name)
         if scheme == "int4" and linear.in_features % group_size:
             continue
-        _set_module(model, name, QuantLinear.from_linear(linear, scheme, group_size))
+        _set_module(model, name, QuantLinear.from_linear(linear, scheme, group_size, amax.get(name), alpha))
         done.append(name)
     return done
 
@@ -204,11 +253,13 @@ def prepare_quantized(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
         raise ValueError(f"quantization scheme {scheme!r} is unknown to this llmguide: known {SCHEMES}")
     for name in spec.get("modules", []):
         old = model.get_submodule(name)
-        _set_module(model, name, QuantLinear(old.in_features, old.out_features, old.bias is not None, scheme, group_size))
+        _set_module(model, name, QuantLinear(old.in_features, old.out_features, old.bias is not None, scheme,
+                                             group_size, smooth=bool(spec.get("smooth"))))
     return model
 
 
-def quantize_folder(src: str | Path, out: str | Path, scheme: str = "int8", group_size: int = 32) -> Path:
+def quantize_folder(src: str | Path, out: str | Path, scheme: str = "int8", group_size: int = 32,
+                    calibrate: Callable[[nn.Module], object] | None = None) -> Path:
     """Write a quantized copy of a model folder (``llmguide quantize MODEL_DIR --out DIR``).
 
     Every Linear the model runs is stored as int8 (or packed int4) plus fp32 scales in ``model.safetensors``;
@@ -220,6 +271,7 @@ def quantize_folder(src: str | Path, out: str | Path, scheme: str = "int8", grou
         out: the folder to write.
         scheme: "int8" or "int4".
         group_size: int4's weights per scale.
+        calibrate: runs the float model on calibration inputs, to smooth activation outliers (SmoothQuant).
     Returns:
         ``out`` as a Path.
     """
@@ -230,10 +282,10 @@ def quantize_folder(src: str | Path, out: str | Path, scheme: str = "int8", grou
         raise ValueError(f"{src} is already quantized ({meta['quantization']['scheme']}): quantize the float folder")
     labels = meta.pop("labels", None)
     skip = ("gpt.lm_head",) if meta["kind"] == "gpt-classifier" else ()
-    modules = quantize_model(model, scheme, group_size, skip=skip)
+    modules = quantize_model(model, scheme, group_size, skip=skip, calibrate=calibrate)
     keep = {k: v for k, v in meta.items() if k not in ("format_version", "kind", "model", "task", "n_classes")}
     keep["quantization"] = {"scheme": scheme, "group_size": group_size if scheme == "int4" else None,
-                            "modules": modules, "source": str(src)}
+                            "smooth": calibrate is not None, "modules": modules, "source": str(src)}
     return save_folder(out, model, tokenizer, keep, labels=labels)
 
 

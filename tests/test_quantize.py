@@ -3,6 +3,7 @@ through a model folder that predict loads unchanged."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -66,6 +67,26 @@ def test_quant_linear_matches_its_dequantized_weight(scheme):
     assert ((y - exact).abs() <= weight_bound + act_bound + 1e-5).all()
 
 
+def test_smoothquant_moves_outliers_into_the_weights():
+    torch.manual_seed(0)
+    linear = nn.Linear(128, 64)
+    x = torch.randn(4, 16, 128)
+    x[..., 5] *= 50  # one outlier channel, as LLM activations have
+    model = nn.Sequential(linear)
+    plain, smooth = copy.deepcopy(model), copy.deepcopy(model)
+    Q.quantize_model(plain, "int8")
+    Q.quantize_model(smooth, "int8", calibrate=lambda m: m(x))
+    layer = smooth[0]
+    assert layer.smooth is not None and plain[0].smooth is None
+    with torch.no_grad():
+        ref = linear(x)
+        # in float the rescaling is exact: (W diag(s)) (diag(1/s) x) = W x
+        torch.testing.assert_close(nn.functional.linear(x * layer.smooth, layer.dequantized_weight(), linear.bias),
+                                   ref, rtol=0, atol=0.05)
+        err_plain, err_smooth = (plain(x) - ref).abs().mean(), (smooth(x) - ref).abs().mean()
+    assert err_smooth < 0.5 * err_plain
+
+
 def test_hand_int8_matches_torchao_to_one_step():
     ao = pytest.importorskip("torchao.quantization")
     w = _weight()
@@ -107,14 +128,16 @@ def test_quantized_gpt_generates_with_kv_cache(tiny_gpt, one_thread):
     torch.testing.assert_close(step[:, -1], out[:, -1], rtol=1e-4, atol=1e-4)  # cache == full recompute
 
 
-@pytest.mark.parametrize("scheme", ["int8", "int4"])
-def test_quantize_folder_roundtrip(tmp_path, tiny, animal_tok, scheme):
+@pytest.mark.parametrize("scheme,smooth", [("int8", False), ("int4", False), ("int8", True)])
+def test_quantize_folder_roundtrip(tmp_path, tiny, animal_tok, scheme, smooth):
     from llmguide.classify import save_classifier
 
     torch.manual_seed(0)
     clf = GPTClassifier(GPT(GPTConfig(**{**tiny, "vocab_size": animal_tok.vocab_size})), 2).eval()
     src = save_classifier(clf, animal_tok, ["neg", "pos"], tmp_path / "float", {"block_size": tiny["block_size"]})
-    out = Q.quantize_folder(src, tmp_path / scheme, scheme)
+    calib = torch.randint(0, animal_tok.vocab_size, (4, tiny["block_size"]))
+    calibrate = (lambda m: m(calib)) if smooth else None
+    out = Q.quantize_folder(src, tmp_path / scheme, scheme, calibrate=calibrate)
     meta = json.loads((out / "config.json").read_text())
     assert meta["kind"] == "gpt-classifier" and meta["quantization"]["scheme"] == scheme
     assert "gpt.lm_head" not in meta["quantization"]["modules"]
@@ -124,7 +147,8 @@ def test_quantize_folder_roundtrip(tmp_path, tiny, animal_tok, scheme):
     loaded, _, _ = load_folder(out, kind="gpt-classifier")
     expected = GPTClassifier(GPT(GPTConfig(**{**tiny, "vocab_size": animal_tok.vocab_size})), 2)
     expected.load_state_dict(clf.state_dict())
-    Q.quantize_model(expected.eval(), scheme, skip=("gpt.lm_head",))
+    Q.quantize_model(expected.eval(), scheme, skip=("gpt.lm_head",), calibrate=calibrate)
+    assert meta["quantization"]["smooth"] is smooth
     idx = torch.randint(0, animal_tok.vocab_size, (3, 10))
     with torch.no_grad():
         torch.testing.assert_close(loaded(idx)[0], expected(idx)[0])  # the folder holds exactly that model
