@@ -290,6 +290,24 @@ def _name_map(config: BertConfig) -> dict[str, Any]:
     return names
 
 
+class WithCLS:
+    """A tokenizer that starts every text with [CLS] (our tokenizers' ``<bos>``): what BERT's pooler reads.
+
+    Everything else (``pad_id``, ``vocab_size``, ``decode``, ...) is the wrapped tokenizer's, so it can be
+    passed wherever a tokenizer is (e.g. :func:`llmguide.classify.review_datasets` with ``end_id`` = [SEP]).
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.cls_id = tokenizer.bos_id
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [self.cls_id, *self.tokenizer.encode(text)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tokenizer, name)
+
+
 class BertClassifier(nn.Module):
     """Sequence classification: the pooled [CLS] vector -> dropout -> linear (HF ``BertForSequenceClassification``).
 

@@ -27,9 +27,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from llmguide.bert import BERT, BertConfig
-from llmguide.data import data_dir, load_peoples_daily, load_reviews
-from llmguide.folder import HISTORY, load_folder, save_folder
+from llmguide.bert import BERT, BertClassifier, BertConfig, WithCLS
+from llmguide.classify import finetune, iter_batches, review_datasets
+from llmguide.data import REVIEW_LABELS, data_dir, load_peoples_daily, load_reviews
+from llmguide.evaluate import EvalReport, evaluate
+from llmguide.folder import HISTORY, REPORT, load_folder, save_folder, write_json
+from llmguide.profiles import FINETUNE_SETTINGS
 from llmguide.tokenizer import SPECIAL_TOKENS, CharTokenizer, Tokenizer
 from llmguide.train import TrainConfig, evaluate_loss, train
 
@@ -209,8 +212,10 @@ def encode_stream(texts: Sequence[str], words: Sequence[Sequence[str] | None], t
 # optimiser settings (REVIEW_LM_SETTINGS), trained on news + reviews with character masking.
 ZH_BERT_MODEL = dict(block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
 # The step count is what ~15 minutes of two shared CPU cores allowed (review-gpt had 2,400 steps on idle ones).
+# A first run at review-gpt's learning rate (2e-3 peak) stalled at the unigram plateau (validation loss 6.55 after
+# 740 steps, every position predicting "，"): post-LN BERT wants a smaller one.
 ZH_BERT_SETTINGS: dict[str, Any] = dict(
-    max_steps=800, batch_size=16, learning_rate=2e-3, min_lr=2e-4, warmup_steps=50, weight_decay=0.1,
+    max_steps=800, batch_size=16, learning_rate=5e-4, min_lr=5e-5, warmup_steps=50, weight_decay=0.1,
     beta2=0.99, eval_interval=200, eval_steps=20, clip_norm=1.0, seed=0,
 )
 ZH_BERT_MIN_FREQ = 5  # characters seen < 5 times in the training text share <unk>, as for review-gpt
@@ -269,3 +274,61 @@ def make_zh_bert(out_dir: str | Path, settings: dict[str, Any] | None = None, pr
 def load_zh_bert(folder: str | Path | None = None) -> tuple[BERT, CharTokenizer, dict[str, Any]]:
     """The shipped (or another "bert-mlm") folder: ``(model in eval mode, tokenizer, config.json)``."""
     return load_folder(folder or zh_bert_dir(), kind="bert-mlm")
+
+
+# ---------------------------------------------------------------- sentiment fine-tuning of the shipped BERT
+# Exactly data/review-classifier's fine-tuning (the GPT row): the CPU fine-tuning settings with 150 steps.
+SENTIMENT_SETTINGS: dict[str, Any] = {**FINETUNE_SETTINGS["cpu"], "max_steps": 150, "seed": 0}
+SEP_ID = 3  # <eos> as [SEP], appended to every review as in pre-training's windows
+
+
+def zh_bert_sentiment_dir() -> Path:
+    """``data/zh-bert-sentiment``: data/zh-bert fine-tuned on the review sentiment labels (kind "bert-classifier")."""
+    return data_dir() / "zh-bert-sentiment"
+
+
+def bert_review_datasets(tokenizer: Tokenizer, block_size: int) -> dict[str, Any]:
+    """The review sentiment splits encoded for BERT: ``[CLS] review [SEP]``, cut to ``block_size`` tokens."""
+    return review_datasets(WithCLS(tokenizer), block_size, end_id=SEP_ID, warn=False)
+
+
+def finetune_sentiment(model: Any, tokenizer: Tokenizer, settings: dict[str, Any] | None = None,
+                       out_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> tuple[Any, EvalReport]:
+    """Fine-tune a classifier on the review training split with :data:`SENTIMENT_SETTINGS`; report on the test split.
+
+    Args:
+        model: a classifier (``logits, loss = model(idx, attention_mask, labels)``), e.g. a :class:`BertClassifier`.
+        tokenizer: its character tokenizer (texts become ``[CLS] text [SEP]``).
+        settings: TrainConfig overrides (e.g. ``seed``).
+        out_dir: if given, the model folder to write (with ``history.csv`` and ``report.json``).
+        meta: more config.json entries.
+    Returns:
+        ``(history, test report)``.
+    """
+    config = TrainConfig(**{**SENTIMENT_SETTINGS, **(settings or {}), "progress": False})
+    data = bert_review_datasets(tokenizer, model.bert.config.block_size if hasattr(model, "bert") else 128)
+    torch.manual_seed(config.seed)
+    history = finetune(model, data["train"], data["validation"], config)
+    report = evaluate(model.eval(), iter_batches(data["test"], 64), REVIEW_LABELS)
+    if out_dir is not None:
+        files = {HISTORY: lambda p: history.to_csv(p, index=False), REPORT: lambda p: write_json(p, report.to_dict())}
+        save_folder(out_dir, model, tokenizer, {"finetune": asdict(config), "evaluated_on": "test",
+                                                "results": report.to_dict(), **(meta or {})},
+                    labels=REVIEW_LABELS, files=files)
+    return history, report
+
+
+def make_zh_bert_sentiment(out_dir: str | Path, pretrained: str | Path | None = None, seed: int = 0,
+                           from_scratch: bool = False) -> tuple[Any, EvalReport]:
+    """data/zh-bert (or a fresh BERT of its size) + a classification head, fine-tuned like data/review-classifier.
+
+    Returns:
+        ``(history, test report)``; the folder is written to ``out_dir`` (kind "bert-classifier").
+    """
+    bert, tokenizer, _ = load_zh_bert(pretrained)
+    torch.manual_seed(seed)
+    if from_scratch:
+        bert = BERT(bert.config)
+    classifier = BertClassifier(bert, len(REVIEW_LABELS))
+    source = "random init" if from_scratch else str(pretrained or "data/zh-bert")
+    return finetune_sentiment(classifier, tokenizer, {"seed": seed}, out_dir, {"source": source})
