@@ -41,6 +41,7 @@ from llmguide.inference import (
 from llmguide.model import GPTConfig
 from llmguide.pretrain import ALIASES, DATA_OPTIONS, TOKENIZERS, option_types, run_pretrain
 from llmguide.profiles import MODEL_SIZES, PRETRAIN_SETTINGS, PROFILES
+from llmguide.quantize import quantize_folder
 from llmguide.quickstart import run_quickstart
 from llmguide.serve import ServeConfig, check_bind, create_app, load_models, set_threads
 from llmguide.tagger import run_segment
@@ -324,6 +325,27 @@ def segment_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- quantize
+def add_quantize_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("model_dir", help="the model folder to quantize (a classifier or a language model)")
+    parser.add_argument("--out", required=True, help="the quantized model folder to write")
+    parser.add_argument("--scheme", choices=("int8", "int4"), default="int8",
+                        help="int8: per-channel weights x per-token activations (fast on CPU); int4: group-wise "
+                             "weights, dequantized per call (smaller, not faster) (default: %(default)s)")
+    parser.add_argument("--group-size", type=int, default=32, help="int4: weights per scale (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out that already holds a model")
+    return parser
+
+
+def quantize_command(args: argparse.Namespace) -> int:
+    """``llmguide quantize``: write an int8/int4 copy of a model folder that predict, evaluate and serve load."""
+    folder = quantize_folder(args.model_dir, args.out, args.scheme, args.group_size, overwrite=args.overwrite)
+    sizes = [(Path(f) / "model.safetensors").stat().st_size / 1e6 for f in (args.model_dir, folder)]
+    print(f"wrote the {args.scheme} model folder {folder}: weights {sizes[0]:.1f} MB -> {sizes[1]:.1f} MB; "
+          f"it loads like the original (llmguide predict {folder} ..., llmguide serve)")
+    return 0
+
+
 # ---------------------------------------------------------------- the parser
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (what is wrong, and where help is), no usage dump."""
@@ -347,6 +369,8 @@ COMMANDS: tuple[tuple[str, str, Callable[[Any], Any], Command], ...] = (
      add_serve_arguments, serve_command),
     ("segment", "cut Chinese text into words with a saved segmenter (SIGHAN format: two spaces between words)",
      add_segment_arguments, segment_command),
+    ("quantize", "write an int8 (or int4) copy of a model folder; predict, evaluate and serve load it",
+     add_quantize_arguments, quantize_command),
 )
 
 

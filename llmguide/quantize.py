@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from llmguide.folder import load_folder, save_folder
+from llmguide.folder import check_output, load_folder, read_meta, save_folder
 
 SCHEMES = ("int8", "int4")
 QMAX = {"int8": 127, "int4": 7}  # symmetric: -qmax..qmax (int4 leaves -8 unused, int8 leaves -128)
@@ -259,7 +259,7 @@ def prepare_quantized(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
 
 
 def quantize_folder(src: str | Path, out: str | Path, scheme: str = "int8", group_size: int = 32,
-                    calibrate: Callable[[nn.Module], object] | None = None) -> Path:
+                    calibrate: Callable[[nn.Module], object] | None = None, overwrite: bool = False) -> Path:
     """Write a quantized copy of a model folder (``llmguide quantize MODEL_DIR --out DIR``).
 
     Every Linear the model runs is stored as int8 (or packed int4) plus fp32 scales in ``model.safetensors``;
@@ -272,11 +272,13 @@ def quantize_folder(src: str | Path, out: str | Path, scheme: str = "int8", grou
         scheme: "int8" or "int4".
         group_size: int4's weights per scale.
         calibrate: runs the float model on calibration inputs, to smooth activation outliers (SmoothQuant).
+        overwrite: replace an ``out`` that already holds a model (refused by default).
     Returns:
         ``out`` as a Path.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown quantization scheme {scheme!r}: use one of {SCHEMES}")
+    check_output(out, read_meta(src)["kind"], inputs=(src,), overwrite=overwrite)  # fail before any work
     model, tokenizer, meta = load_folder(src)
     if "quantization" in meta:
         raise ValueError(f"{src} is already quantized ({meta['quantization']['scheme']}): quantize the float folder")

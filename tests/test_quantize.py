@@ -207,3 +207,40 @@ def test_maintained_paths_agree_with_float(tiny_gpt, tmp_path, one_thread):
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops  # int8 x int8 matmuls, activations quantized at run time
     with pytest.raises(ValueError, match="unknown torchao scheme"):
         Q.torchao_quantize(model, "int2")
+
+
+def test_compare_gives_one_row_per_variant(tiny_gpt, one_thread):
+    model = tiny_gpt.eval()
+    idx = torch.randint(0, 100, (2, 16))
+    with torch.no_grad():
+        ref = model(idx, all_logits=True)[0]
+
+    def agreement(m):  # share of positions whose top token is fp32's
+        with torch.no_grad():
+            return float((m(idx, all_logits=True)[0].argmax(-1) == ref.argmax(-1)).float().mean())
+
+    rows = Q.compare(model, {"idx": idx}, agreement, repeats=2)
+    assert [r["variant"] for r in rows] == ["fp32", "int8", "int4"]
+    assert rows[0]["score"] == 1.0 and rows[1]["score"] > 0.8
+    assert rows[1]["weight_bytes"] < rows[0]["weight_bytes"] and rows[2]["weight_bytes"] < rows[1]["weight_bytes"]
+    assert all(r["seconds"] > 0 for r in rows)
+    assert isinstance(model.lm_head, nn.Linear)  # the model passed in is left in float
+
+
+def test_cli_quantize_then_predict(tmp_path, tiny, animal_tok, capsys):
+    from llmguide.classify import save_classifier
+    from llmguide.cli import main
+
+    torch.manual_seed(0)
+    clf = GPTClassifier(GPT(GPTConfig(**{**tiny, "vocab_size": animal_tok.vocab_size})), 2).eval()
+    src = save_classifier(clf, animal_tok, ["neg", "pos"], tmp_path / "float", {"block_size": tiny["block_size"]})
+    out = tmp_path / "int8"
+    assert main(["quantize", str(src), "--out", str(out)]) == 0
+    assert "wrote the int8 model folder" in capsys.readouterr().out
+    for folder in (src, out):
+        assert main(["predict", str(folder), "猫很可爱", "dogs bark", "--format", "json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    float_rows, int8_rows = [json.loads(x) for x in lines[:2]], [json.loads(x) for x in lines[2:]]
+    assert [r["label"] for r in int8_rows] == [r["label"] for r in float_rows]
+    assert main(["quantize", str(src), "--out", str(out)]) == 2  # refuses to replace a model without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
