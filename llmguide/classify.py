@@ -22,6 +22,7 @@ Shapes: B batch, T longest text in the batch (<= block_size), K classes.
 from __future__ import annotations
 
 import warnings
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from llmguide.data import REVIEW_LABELS, assign_splits, load_reviews
+from llmguide.data import REVIEW_LABELS, assign_splits, load_reviews, read_csv
 from llmguide.folder import (
     LABELS,
     save_folder,
@@ -95,7 +96,9 @@ def encode_texts(texts: Sequence[str], tokenizer: Tokenizer, block_size: int, en
     if block_size < 1 + (end_id is not None):
         raise ValueError(f"block_size must be >= {1 + (end_id is not None)}, got {block_size}")
     for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise ValueError(f"text {i} is a {type(text).__name__} ({text!r:.40}), not a str: pass strings")
+        if not text.strip():
             raise ValueError(f"text {i} is empty ({text!r}): drop it or fill it in")
     keep = block_size - (end_id is not None)
     encoded = [tokenizer.encode(text) for text in texts]
@@ -332,7 +335,7 @@ def read_labelled_csv(path: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"no such file: {path}")
     if path.suffix.lower() != ".csv":
         raise ValueError(f"{path}: labelled data must be a .csv file with 'text' and 'label' columns")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    df = read_csv(path)  # UTF-8, well-formed and not empty, or one error naming the file
     missing = [c for c in ("text", "label") if c not in df.columns]
     if missing:
         raise ValueError(f"{path} has no {' or '.join(repr(c) for c in missing)} column "
@@ -340,18 +343,60 @@ def read_labelled_csv(path: str | Path) -> pd.DataFrame:
     return df
 
 
+# A class with fewer training examples than this is refused unless asked (check_label_counts): it is more
+# often a typo ("Positive " among "positive") than a real class, and 10% of 4 examples validates nothing.
+MIN_CLASS_EXAMPLES = 5
+
+
+def check_label_counts(labels: Sequence[str], source: str | Path = "the data",
+                       min_examples: int = MIN_CLASS_EXAMPLES, allow_rare: bool = False) -> dict[str, int]:
+    """Count the examples per label name; warn about names that differ only in case or spaces, and refuse rare ones.
+
+    Args:
+        labels: the label column of a training file (names).
+        source: the file, for messages.
+        min_examples: the fewest examples a class may have.
+        allow_rare: train on classes with fewer examples anyway.
+    Returns:
+        ``{label: count}``.
+    Raises:
+        ValueError: an empty label, or a class with fewer than ``min_examples`` examples (and not ``allow_rare``).
+    """
+    counts = Counter(str(label) for label in labels)
+    if "" in counts:
+        raise ValueError(f"{source}: {counts['']} rows have an empty label: fill them in or drop them")
+    similar = defaultdict(list)
+    for name in counts:
+        similar[name.strip().casefold()].append(name)
+    for names in similar.values():
+        if len(names) > 1:
+            listed = ", ".join(f"{n!r} ({counts[n]} examples)" for n in sorted(names, key=lambda n: -counts[n]))
+            warnings.warn(f"{source}: the labels {listed} differ only in case or spaces, so each is a class of its "
+                          "own: fix the typo if they mean the same class", stacklevel=3)
+    rare = {n: c for n, c in counts.items() if c < min_examples}
+    if rare and not allow_rare:
+        listed = ", ".join(f"{n!r} has {c}" for n, c in sorted(rare.items(), key=lambda kv: kv[1]))
+        raise ValueError(f"{source}: {listed} example(s), fewer than {min_examples} per class (all counts: "
+                         f"{dict(counts.most_common())}): fix the labels, or allow rare classes "
+                         "(--allow-rare-labels, allow_rare=True)")
+    return dict(counts)
+
+
 def file_datasets(train_file: str | Path, val_file: str | Path | None, test_file: str | Path | None,
                   tokenizer: Tokenizer, block_size: int, label_names: Sequence[str] | None = None,
-                  end_id: int | None = None, warn: bool = True) -> dict[str, ClassificationDataset]:
+                  end_id: int | None = None, warn: bool = True, allow_rare: bool = False,
+                  min_examples: int = MIN_CLASS_EXAMPLES) -> dict[str, ClassificationDataset]:
     """Datasets from CSV files with ``text`` and ``label`` (class name) columns.
 
     Without ``val_file`` a deterministic, stratified 10% of the training file is held out for validation
-    (:func:`llmguide.data.assign_splits`). Label names default to the sorted names in the training file.
+    (:func:`llmguide.data.assign_splits`). Label names default to the sorted names in the training file,
+    after :func:`check_label_counts` (typo warnings; classes under ``min_examples`` refused unless ``allow_rare``).
 
     Returns:
         {"train", "validation"[, "test"]: :class:`ClassificationDataset`}.
     """
     train_df = read_labelled_csv(train_file)
+    check_label_counts(train_df["label"].tolist(), train_file, min_examples, allow_rare)
     names = list(label_names) if label_names else sorted(set(train_df["label"]))
     if val_file is None:
         split = assign_splits(train_df, (0.9, 0.1, 0.0))

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 
 from llmguide import __version__
+from llmguide.atomic import atomic_write, check_output_file
 from llmguide.classify import TRAINABLE, read_labelled_csv
 from llmguide.data import REVIEW_LABELS, SPLITS, load_reviews
 from llmguide.finetune import run_finetune
@@ -77,6 +79,8 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                              "--preset is its old name")
     parser.add_argument("--out", default="runs/lm", help="the model folder to write (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in an --out that already holds a model or checkpoints (refused without it)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     group = parser.add_argument_group("settings", "override any of them as --key=value, e.g. --max_steps=200")
     for key, kind in option_types().items():
@@ -106,7 +110,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
     overrides = {k.removeprefix("set_"): v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
     try:
         folder = run_pretrain(args.corpus, args.tokenizer, args.profile, overrides, args.out, args.resume,
-                              args.progress)
+                              args.progress, overwrite=args.overwrite)
         if is_main_process():
             results = read_meta(folder)["results"]
             line = f"steps {results['steps']}, train loss {results['train_loss']:.3f}"
@@ -139,6 +143,10 @@ def add_finetune_arguments(parser: Any) -> Any:
     parser.add_argument("--batch-size", type=int, default=None, help="(default: by profile)")
     parser.add_argument("--max-train", type=int, default=None, help="use only this many training examples")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an --out that already holds a model (refused without it)")
+    parser.add_argument("--allow-rare-labels", dest="allow_rare", action="store_true",
+                        help="train on classes with fewer than 5 examples in --train (refused without it: often a typo)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     return parser
 
@@ -151,7 +159,8 @@ def finetune_command(args: Any) -> int:
         overrides["min_lr"] = overrides["learning_rate"] / 10
     folder, report = run_finetune(args.pretrained, args.out, args.profile, args.train_file, args.val_file,
                                   args.test_file, args.trainable, overrides, args.max_train,
-                                  progress=args.progress, seed=args.seed)
+                                  progress=args.progress, seed=args.seed, overwrite=args.overwrite,
+                                  allow_rare=args.allow_rare)
     print(f"{read_meta(folder)['evaluated_on']} set:")
     print(report)
     print(f"saved the classifier to {folder}; try: llmguide predict {folder} \"这个东西很好用\"")
@@ -176,6 +185,8 @@ def predict_command(args: argparse.Namespace) -> int:
     """``llmguide predict``: label texts from the arguments or a file; CSV or JSON lines to stdout or a file."""
     if args.texts and args.input:
         raise ValueError("give texts as arguments or --input FILE, not both")
+    if args.output:
+        check_output_file(args.output)  # before any work
     texts = read_texts(args.input) if args.input else list(args.texts)
     if not texts:
         raise ValueError("no texts to classify: pass them as arguments or with --input FILE")
@@ -186,9 +197,11 @@ def predict_command(args: argparse.Namespace) -> int:
               f"({classifier.block_size} tokens); their first {classifier.block_size} tokens were used",
               file=sys.stderr)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.output, "w", encoding="utf-8", newline="") as out:
-            write_predictions(df, out, args.format)
+        def write(path: Path) -> None:
+            with open(path, "w", encoding="utf-8", newline="") as out:
+                write_predictions(df, out, args.format)
+
+        atomic_write(args.output, write)  # a complete file or the previous one
         print(f"wrote {len(df)} predictions to {args.output}", file=sys.stderr)
     else:
         write_predictions(df, sys.stdout, args.format)
@@ -229,6 +242,8 @@ def _labelled_data(data: str, labels: Sequence[str]) -> tuple[list[str], list[An
 
 def evaluate_command(args: argparse.Namespace) -> int:
     """``llmguide evaluate``: print (and optionally save) the report of a classifier or a language model."""
+    if args.output:
+        check_output_file(args.output)  # before the evaluation runs
     folder = check_folder(args.model_dir, MODEL_FILES)
     if read_meta(folder)["kind"] == "gpt-classifier":
         classifier = load_classifier(folder, device=args.device)
@@ -390,19 +405,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"llmguide: warning: {message}\n"  # no source line: a user reads what to do, not where it came from
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``llmguide`` console script; returns the exit status."""
+    """Entry point of the ``llmguide`` console script; returns the exit status.
+
+    Errors a user can fix are one line on stderr and exit status 2: ``ValueError`` (bad values, damaged or
+    mismatched files), ``FileNotFoundError``, ``ImportError`` (a missing extra), ``RuntimeError`` (a locked
+    output folder, a diverged run) and any other ``OSError`` (no permission, disk full).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Command = args.func
+    warnings.formatwarning = _one_line_warning
     try:
         return func(args)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as err:
-        print(f"llmguide {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, ImportError, RuntimeError, OSError) as err:
+        print(f"llmguide {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"llmguide {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__  # multi-line messages of other libraries, joined
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.filename and \
+            str(err.filename) not in text:
+        text += f": {err.filename}"
+    return text
 
 
 if __name__ == "__main__":

@@ -44,8 +44,31 @@ def package_dir(package: str, install_hint: str) -> Path:
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """Non-empty, stripped lines of a UTF-8 text file; errors name the file and the problem."""
-    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
+    """Non-empty, stripped lines of a UTF-8 text file; errors name the file and the problem.
+
+    Lines end at a line feed only (LF, or CR LF): ``str.splitlines`` would also cut at U+2028, form feed,
+    the file/group/record separators and others, turning one text that holds such a character into several.
+    """
+    return [line.strip() for line in read_text(path).split("\n") if line.strip()]
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A UTF-8 CSV file as a DataFrame of strings (empty cells stay ""); errors name the file and the fix.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not UTF-8 (e.g. GBK: the byte offset is given), an empty file, or a row with more
+            fields than the header (its line number is given).
+    """
+    text = read_text(path)
+    if not text.strip():
+        raise ValueError(f"{path} is empty: a CSV file needs a header line, e.g. text,label")
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as err:
+        detail = str(err).strip().splitlines()[-1].removeprefix("Error tokenizing data. C error: ")
+        raise ValueError(f"{path} is not a well-formed CSV file ({detail}): quote fields that hold commas, "
+                         "e.g. \"a, b\",label") from None
 
 
 def read_text(path: str | Path) -> str:

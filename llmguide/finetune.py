@@ -26,10 +26,18 @@ from llmguide.classify import (
     finetune,
     iter_batches,
     review_datasets,
-    save_classifier,
 )
 from llmguide.evaluate import evaluate
-from llmguide.folder import HISTORY, REPORT, TOKENIZER, TOKENIZER_CONFIG
+from llmguide.folder import (
+    HISTORY,
+    REPORT,
+    TOKENIZER,
+    TOKENIZER_CONFIG,
+    check_output,
+    no_such_folder,
+    save_folder,
+)
+from llmguide.lock import folder_lock
 from llmguide.model import GPT
 from llmguide.profiles import FINETUNE_SETTINGS
 from llmguide.runtime import evenly_spaced, get_profile
@@ -44,9 +52,10 @@ def _load_body_and_tokenizer(pretrained: str | Path) -> tuple[Any, Any]:
         if not (path / TOKENIZER).is_file() and not (path / TOKENIZER_CONFIG).is_file():
             raise FileNotFoundError(f"{path} has no {TOKENIZER}: pass a folder written by `llmguide pretrain`")
         return GPT.from_pretrained(str(path)), load_tokenizer(path)  # llmguide's folder or save_pretrained's
-    if path.exists() or str(pretrained).startswith((".", "/", "~")):
-        raise FileNotFoundError(f"no pre-trained model folder at {path}: run `llmguide pretrain --out {path}` "
-                                "first, or pass a Hugging Face GPT-2 name such as gpt2")
+    if path.exists() or (missing := no_such_folder(pretrained, "pre-trained model folder")) is not None:
+        where = f"{path} is not a folder" if path.exists() else str(missing)
+        raise FileNotFoundError(f"{where}: run `llmguide pretrain --out {path}` first, or pass a Hugging Face "
+                                "name such as gpt2 or owner/name")
     return GPT.from_pretrained(str(pretrained)), load_tokenizer(str(pretrained))  # hub name (needs internet)
 
 
@@ -57,7 +66,7 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
                  test_file: str | Path | None = None, trainable: str = "all",
                  overrides: Mapping[str, Any] | None = None, max_train: int | None = None,
                  max_tokens: int | None = None, scratch: bool = False, end_token: bool = True,
-                 progress: bool = False, seed: int = 0):
+                 progress: bool = False, seed: int = 0, overwrite: bool = False, allow_rare: bool = False):
     """Fine-tune a pre-trained GPT into a classifier, evaluate it, and save the classifier folder.
 
     Args:
@@ -76,11 +85,23 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
         end_token: append :func:`end_token_id` to every text.
         progress: show a progress bar.
         seed: seeds the head (and the body when ``scratch``) and the data order.
+        overwrite: replace an existing, non-empty ``out_dir`` (refused otherwise, before any work; a folder
+            that is an input, or holds a language model, is never replaced).
+        allow_rare: train on classes with fewer than :data:`~llmguide.classify.MIN_CLASS_EXAMPLES` examples.
     Returns:
         ``(out_dir, report)``: the folder and the :class:`~llmguide.evaluate.EvalReport` on the test set
         (on the validation set when a ``train_file`` comes without a ``test_file``).
     """
     profile = get_profile(profile).name
+    out_dir = check_output(out_dir, "gpt-classifier", inputs=[pretrained, train_file, val_file, test_file],
+                           overwrite=overwrite)
+    with folder_lock(out_dir):  # a second run with the same out_dir stops here, naming this one
+        return _finetune(pretrained, out_dir, profile, train_file, val_file, test_file, trainable, overrides,
+                         max_train, max_tokens, scratch, end_token, progress, seed, allow_rare)
+
+
+def _finetune(pretrained, out_dir, profile, train_file, val_file, test_file, trainable, overrides, max_train,
+              max_tokens, scratch, end_token, progress, seed, allow_rare):
     body, tokenizer = _load_body_and_tokenizer(pretrained)
     if scratch:
         torch.manual_seed(seed)
@@ -90,7 +111,8 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
     if train_file is None:
         data = review_datasets(tokenizer, block, max_train=max_train, end_id=end_id, warn=False)
     else:
-        data = file_datasets(train_file, val_file, test_file, tokenizer, block, end_id=end_id, warn=False)
+        data = file_datasets(train_file, val_file, test_file, tokenizer, block, end_id=end_id, warn=False,
+                             allow_rare=allow_rare)
         if max_train is not None:
             data["train"] = data["train"].subset(evenly_spaced(len(data["train"]), max_train).tolist())
     labels = data["train"].label_names
@@ -103,4 +125,6 @@ def run_finetune(pretrained: str | Path, out_dir: str | Path, profile: str | Non
             "end_id": end_id, "finetune": asdict(config), "data": {k: v.summary() for k, v in data.items()},
             "evaluated_on": split, "results": report.to_dict()}
     files = {HISTORY: lambda p: history.to_csv(p, index=False), REPORT: report.save}
-    return save_classifier(classifier.cpu(), tokenizer, labels, out_dir, meta, files), report
+    # check_output allowed replacing this folder: with overwrite, even a model of another kind
+    return save_folder(out_dir, classifier.cpu(), tokenizer, meta, labels=labels, files=files,
+                       replace_kind=True), report

@@ -16,7 +16,7 @@ Shapes: N texts, B batch, T longest text in the batch, K classes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 from llmguide.classify import collate, encode_texts, label_ids, pad_id
-from llmguide.data import SPLITS, load_reviews, read_lines
+from llmguide.data import SPLITS, load_reviews, read_csv, read_lines
 from llmguide.evaluate import classification_report, evaluate
 from llmguide.folder import CONFIG, TOKENIZER, WEIGHTS, check_folder, load_folder
 from llmguide.lmdata import TokenWindows, encode_documents
-from llmguide.runtime import get_device
+from llmguide.runtime import check_positive_int, get_device
 from llmguide.tokenizer import Tokenizer
 
 MODEL_FILES = (WEIGHTS, CONFIG)
@@ -59,21 +59,18 @@ class Classifier:
         return self.config.get("end_id")
 
     @torch.no_grad()
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, int]:
+    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 64) -> tuple[np.ndarray, int]:
         """Class probabilities for each text.
 
         Args:
-            texts: N non-empty strings.
+            texts: N non-empty strings; a single string is one text (N = 1), never a list of characters.
             batch_size: texts per forward pass.
         Returns:
             ``(probs, n_truncated)``: probabilities (N, K) in the input order, and how many texts were
             longer than the model's context (their first ``block_size`` tokens were used).
         """
-        texts = list(texts)
-        if not texts:
-            raise ValueError("no texts to predict: pass at least one")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        texts = as_texts(texts)
+        check_positive_int(batch_size, "batch_size")
         ids, truncated = encode_texts(texts, self.tokenizer, self.block_size, self.end_id, warn=False)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
         probs = torch.empty(len(ids), len(self.labels))
@@ -85,19 +82,40 @@ class Classifier:
             probs[rows] = logits.float().softmax(-1).cpu()
         return probs.numpy(), sum(truncated)
 
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> pd.DataFrame:
+    def predict(self, texts: Sequence[str] | str, batch_size: int = 64) -> pd.DataFrame:
         """The most probable label of each text, with its probability.
+
+        ``predict("这个东西很好用")`` is one text and gives one row (as ``predict(["这个东西很好用"])``).
 
         Returns:
             DataFrame with columns ``text``, ``label`` (class name), ``probability`` (of that label), in
             the input order; ``df.attrs["n_truncated"]`` counts texts cut to the model's context.
         """
+        texts = as_texts(texts)
         probs, n_truncated = self.predict_proba(texts, batch_size)
         best = probs.argmax(1)
-        df = pd.DataFrame({"text": list(texts), "label": [self.labels[i] for i in best],
+        df = pd.DataFrame({"text": texts, "label": [self.labels[i] for i in best],
                            "probability": probs[np.arange(len(best)), best]})
         df.attrs["n_truncated"] = n_truncated
         return df
+
+
+def as_texts(texts: Any) -> list[str]:
+    """The texts to classify as a list: a bare ``str`` is ONE text; bytes, a non-iterable or an empty list raise.
+
+    Raises:
+        ValueError: bytes (decode them first), not a list of strings, or no texts.
+    """
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)):
+        raise ValueError("texts must be str, got bytes: decode them first, e.g. data.decode('utf-8')")
+    if isinstance(texts, Mapping) or not isinstance(texts, Iterable):
+        raise ValueError(f"texts must be a str or a list of str, got {type(texts).__name__}")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("no texts to predict: pass at least one")
+    return texts
 
 
 def load_classifier(folder: str | Path, device: str | torch.device | None = None) -> Classifier:
@@ -109,7 +127,7 @@ def load_classifier(folder: str | Path, device: str | torch.device | None = None
     Returns:
         A :class:`Classifier` in eval mode.
     """
-    device = torch.device(device) if device is not None else get_device()
+    device = get_device(None if device is None else str(device))  # CUDA asked for but absent: a ValueError
     model, tokenizer, meta = load_folder(folder, kind="gpt-classifier", device=device)
     return Classifier(model, tokenizer, meta.pop("labels"), meta, device)
 
@@ -121,9 +139,7 @@ def read_texts(path: str | Path) -> list[str]:
     """
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        df = read_csv(path)  # UTF-8, well-formed and not empty, or one error naming the file
         if "text" not in df.columns:
             raise ValueError(f"{path} has no 'text' column (columns: {', '.join(df.columns) or 'none'}): "
                              "name the column holding the texts 'text'")

@@ -15,10 +15,13 @@ The same command runs on several processes (data parallel, see :mod:`llmguide.tr
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
+import os
+import shutil
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -27,10 +30,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from llmguide.checkpoint import latest_checkpoint
+from llmguide.atomic import atomic_write
+from llmguide.checkpoint import latest_checkpoint, load_checkpoint
 from llmguide.data import data_dir, load_shakespeare, read_text
-from llmguide.folder import CONFIG, HISTORY, TOKENIZER, load_folder, save_folder
+from llmguide.folder import HISTORY, TOKENIZER, check_output, load_folder, save_folder, tokenizer_record
 from llmguide.lmdata import LMData, review_lm_data, review_texts, split_text, text_lm_data
+from llmguide.lock import folder_lock
 from llmguide.model import GPT, GPTConfig
 from llmguide.profiles import PRETRAIN_SETTINGS, PROFILES, REVIEW_LM_SETTINGS
 from llmguide.runtime import get_profile
@@ -146,7 +151,8 @@ def build_tokenizer(kind: str, train_texts: list[str], min_freq: int = 1, bpe_vo
 # ---------------------------------------------------------------- the run
 def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", profile: str | None = None,
                  overrides: Mapping[str, Any] | Sequence[str] | None = None, out_dir: str | Path = "runs/lm",
-                 resume: bool = False, progress: bool = True, *, preset: str | None = None) -> Path:
+                 resume: bool = False, progress: bool = True, *, preset: str | None = None,
+                 overwrite: bool = False) -> Path:
     """Pre-train a GPT on ``corpus`` and write the model folder ``out_dir``.
 
     Args:
@@ -157,16 +163,25 @@ def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", profile: str 
             (:data:`llmguide.profiles.MODEL_SIZES`, :data:`~llmguide.profiles.PRETRAIN_SETTINGS`); None: the
             runtime profile ($LLMGUIDE_PROFILE, else gpu with CUDA).
         overrides: settings from :func:`parse_overrides` (strings are converted), e.g. ``{"max_steps": "100"}``.
-        out_dir: the model folder; checkpoints go to ``out_dir/checkpoints``.
-        resume: continue from the newest checkpoint in ``out_dir`` (its tokenizer and model sizes are reused).
+        out_dir: the model folder; checkpoints go to ``out_dir/checkpoints``. It is written whole, at the end
+            (:func:`llmguide.folder.save_folder`): a run that fails or is killed leaves the previous folder.
+        resume: continue the run whose checkpoints are in ``out_dir`` (its tokenizer and model sizes are
+            reused; other sizes, settings, data or tokenizer are refused).
         progress: show a progress bar.
         preset: the old name of ``profile`` (deprecated).
+        overwrite: start a new run in an ``out_dir`` that already holds something (refused otherwise).
     Returns:
         ``out_dir`` as a Path.
+    Raises:
+        ValueError: before any work, when ``out_dir`` cannot or may not be written (see
+            :func:`llmguide.folder.check_output`), or ``resume`` finds no checkpoint.
+        llmguide.lock.FolderLockedError: another run writes ``out_dir`` now.
     """
     profile = profile or preset or get_profile().name
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: use one of {PROFILES}")
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite starts a new one: pass one of them")
     settings = parse_overrides(overrides)
     data_opts = {k: settings.pop(k, default) for k, (_, default, _) in DATA_OPTIONS.items()}
     model_keys = {f.name for f in fields(GPTConfig)}
@@ -174,37 +189,87 @@ def run_pretrain(corpus: str = "reviews", tokenizer: str = "char", profile: str 
     train_over = {k: v for k, v in settings.items() if k not in model_keys}
     out_dir = Path(out_dir)
     info = setup_distributed(train_over.get("device"))
-
-    text = _corpus_text(corpus)
-    if resume and (out_dir / TOKENIZER).is_file():
-        tok = load_tokenizer(out_dir)  # the ids must mean what they meant in the checkpoint
-    else:  # fitted on exactly the training stream, separators included
-        fit_text = review_texts("train") if text is None else split_text(text, data_opts["val_fraction"])[0]
-        tok = build_tokenizer(tokenizer, [fit_text], data_opts["min_freq"], data_opts["bpe_vocab_size"])
-    model_config = GPTConfig.from_preset(profile, **{**model_over, "vocab_size": tok.vocab_size})
-    if resume and (ckpt := _latest_model_config(out_dir)) is not None:
-        model_config = GPTConfig(**ckpt)
-    train_config = TrainConfig(**{**PRETRAIN_SETTINGS[profile], "keep_checkpoints": 1, **train_over,
-                                  "progress": progress, "out_dir": str(out_dir)})
-    data = _lm_data(corpus, text, tok, model_config.block_size, data_opts["val_fraction"])
-    if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tok.save(out_dir)  # before training: a resumed run must find the tokenizer its checkpoints use
-    torch.manual_seed(train_config.seed)
-    model = GPT(model_config)
-    history = train(model, data.train, data.val, train_config, resume=resume, dist_info=info)
-    if info.is_main:
-        _write_folder(out_dir, model, train_config, data, history, tokenizer, info.world_size)
+    if info.is_main:  # before any work: where the run will write, and what it would resume
+        check_output(out_dir, "gpt-lm", inputs=[corpus], overwrite=overwrite, resume=resume)
+        if resume and latest_checkpoint(out_dir) is None:
+            raise ValueError(f"--resume: {out_dir} holds no checkpoint to resume from (no {out_dir}/checkpoints/"
+                             "step_*): drop --resume to start a new run there")
+    if profile == "gpu" and not torch.cuda.is_available():
+        warnings.warn("--profile gpu on a machine without CUDA: the GPU sizes take hours here (the progress bar "
+                      "shows the pace); use --profile cpu for a run of minutes", stacklevel=2)
+        progress = True
+    with folder_lock(out_dir, enabled=info.is_main):
+        old_checkpoints = _set_aside_checkpoints(out_dir) if overwrite and info.is_main else None
+        try:
+            _pretrain(corpus, tokenizer, profile, data_opts, model_over, train_over, out_dir, resume, progress, info,
+                      overwrite)
+        except BaseException:
+            if old_checkpoints is not None:  # the new run failed: the old run's checkpoints come back
+                shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+                os.replace(old_checkpoints, out_dir / "checkpoints")
+            raise
+        if old_checkpoints is not None:
+            shutil.rmtree(old_checkpoints, ignore_errors=True)
     return out_dir
 
 
-def _latest_model_config(out_dir: Path) -> dict | None:
-    path = latest_checkpoint(out_dir)
-    return None if path is None else json.loads((path / CONFIG).read_text(encoding="utf-8"))["model"]
+RUN_TOKENIZER = "checkpoints/tokenizer.json"  # the run's tokenizer, beside its checkpoints until the folder is saved
+
+
+def _set_aside_checkpoints(out_dir: Path) -> Path | None:
+    """--overwrite: move an earlier run's checkpoints out of the way (restored if the new run fails)."""
+    old = out_dir / "checkpoints"
+    if not old.is_dir():
+        return None
+    aside = out_dir.with_name(f".old-{out_dir.name}-checkpoints-{os.getpid()}")
+    os.replace(old, aside)
+    return aside
+
+
+def _run_tokenizer(out_dir: Path, resume: bool, text: str | None, kind: str, data_opts: Mapping[str, Any]):
+    """The run's tokenizer: on resume the one its checkpoints were trained with, else one fitted now."""
+    if resume:
+        for path in (out_dir / RUN_TOKENIZER, out_dir / TOKENIZER):  # runs before this layout kept it in out_dir
+            if path.is_file():
+                return load_tokenizer(path)  # the ids must mean what they meant in the checkpoint
+        raise FileNotFoundError(f"--resume: {out_dir} holds checkpoints but no {RUN_TOKENIZER}: the run cannot be "
+                                "resumed exactly; start a new run (--overwrite)")
+    # fitted on exactly the training stream, separators included
+    fit_text = review_texts("train") if text is None else split_text(text, data_opts["val_fraction"])[0]
+    return build_tokenizer(kind, [fit_text], data_opts["min_freq"], data_opts["bpe_vocab_size"])
+
+
+def _pretrain(corpus, tokenizer, profile, data_opts, model_over, train_over, out_dir: Path, resume: bool,
+              progress: bool, info, overwrite: bool) -> None:
+    text = _corpus_text(corpus)
+    tok = _run_tokenizer(out_dir, resume, text, tokenizer, data_opts)
+    model_config = GPTConfig.from_preset(profile, **{**model_over, "vocab_size": tok.vocab_size})
+    if resume:
+        saved = load_checkpoint(latest_checkpoint(out_dir))["config"]["model"]
+        asked = {k: (saved.get(k), v) for k, v in model_over.items() if saved.get(k) != v}
+        if asked:
+            raise ValueError(f"--resume: the run in {out_dir} has " + ", ".join(
+                f"{k}={a!r}, not {b!r}" for k, (a, b) in asked.items()) + ": drop those settings to resume it, "
+                "or start a new run (--overwrite)")
+        model_config = GPTConfig(**saved)
+    train_config = TrainConfig(**{**PRETRAIN_SETTINGS[profile], "keep_checkpoints": 1, **train_over,
+                                  "progress": progress, "out_dir": str(out_dir)})
+    data = _lm_data(corpus, text, tok, model_config.block_size, data_opts["val_fraction"])
+    source = review_texts("train") if text is None else text
+    run_meta = {"tokenizer": tokenizer_record(tok),
+                "data": {"sha256": hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:16],
+                         "val_fraction": data_opts["val_fraction"]}}
+    if info.is_main and not resume:  # beside the checkpoints: --resume must find the tokenizer they use
+        atomic_write(out_dir / RUN_TOKENIZER, tok.save)
+    torch.manual_seed(train_config.seed)
+    model = GPT(model_config)
+    history = train(model, data.train, data.val, train_config, resume=resume, dist_info=info, run_meta=run_meta)
+    if info.is_main:
+        _write_folder(out_dir, model, train_config, data, history, tokenizer, info.world_size, overwrite)
 
 
 def _write_folder(out_dir: Path, model: GPT, train_config: TrainConfig, data, history, tokenizer_kind: str,
-                  world_size: int) -> None:
+                  world_size: int, replace_kind: bool = False) -> None:
     val = history.val_loss.dropna()
     results = {"steps": int(history.step.iloc[-1]), "train_loss": float(history.train_loss.iloc[-1]),
                "val_loss": float(val.iloc[-1]) if len(val) else None, "processes": world_size,
@@ -213,11 +278,11 @@ def _write_folder(out_dir: Path, model: GPT, train_config: TrainConfig, data, hi
         results["val_perplexity"] = math.exp(results["val_loss"])
     meta = {"train": asdict(train_config), "data": {**data.summary(), "tokenizer": tokenizer_kind},
             "results": results}
-    save_model_folder(out_dir, model, data.tokenizer, meta, history)
+    save_model_folder(out_dir, model, data.tokenizer, meta, history, replace_kind=replace_kind)
 
 
 def save_model_folder(folder: str | Path, model: GPT, tokenizer: Tokenizer, meta: Mapping[str, Any] | None = None,
-                      history: pd.DataFrame | None = None) -> Path:
+                      history: pd.DataFrame | None = None, *, replace_kind: bool = False) -> Path:
     """Write a language-model folder (:func:`llmguide.folder.save_folder`), with ``history.csv`` if given.
 
     Layout: ``model.safetensors``, ``config.json`` (``{"format_version", "kind": "gpt-lm", "model":
@@ -228,7 +293,7 @@ def save_model_folder(folder: str | Path, model: GPT, tokenizer: Tokenizer, meta
         The folder.
     """
     files = {} if history is None else {HISTORY: lambda p: history.to_csv(p, index=False)}
-    return save_folder(folder, model, tokenizer, meta, files=files)
+    return save_folder(folder, model, tokenizer, meta, files=files, replace_kind=replace_kind)
 
 
 def load_model_folder(folder: str | Path) -> tuple[GPT, Tokenizer, dict[str, Any]]:

@@ -57,7 +57,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", profile: str | None = No
 
     t0 = _step("2. pre-train a small GPT on the reviews (next-character prediction)")
     lm_dir = run_pretrain("reviews", "char", rt.profile.name, rt.profile.pick(cpu=QUICK_PRETRAIN, gpu={}),
-                          out / "lm", progress=False)
+                          out / "lm", progress=False, overwrite=True)  # a quickstart run replaces the last one
     lm = read_meta(lm_dir)["results"]
     summary["lm"] = {"folder": str(lm_dir), **lm}
     print(f"    {lm['steps']} steps: validation loss {lm['val_loss']:.3f} (perplexity {lm['val_perplexity']:.1f}) "
@@ -66,7 +66,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", profile: str | None = No
     start = rt.profile.pick(cpu=review_lm_dir(), gpu=lm_dir)
     t0 = _step(f"3. fine-tune {start} into a sentiment classifier and evaluate on the held-out test set")
     clf_dir, report = run_finetune(start, out / "classifier", rt.profile.name,
-                                   overrides=rt.profile.pick(cpu=QUICK_FINETUNE, gpu=None))
+                                   overrides=rt.profile.pick(cpu=QUICK_FINETUNE, gpu=None), overwrite=True)
     summary["classifier"] = {"folder": str(clf_dir), **report.to_dict()}
     print("    " + str(report).replace("\n", "\n    "))
     print(f"    -> {clf_dir} ({time.perf_counter() - t0:.1f}s)")

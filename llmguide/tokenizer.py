@@ -67,8 +67,16 @@ class Tokenizer(Protocol):
 # ----------------------------------------------------------------------------------------- input checks
 
 def check_text(text: Any, what: str = "text") -> str:
-    """Return ``text`` if it is a str; otherwise raise a ValueError that names the type and the fix."""
+    """Return ``text`` if it is a str of real characters; otherwise raise a ValueError that names the problem and
+    the fix (not a str, bytes, or a lone surrogate such as ``errors="surrogateescape"`` leaves in a string)."""
     if isinstance(text, str):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:  # a lone surrogate: no tokenizer can represent it
+                raise ValueError(f"{what} holds a lone surrogate {text[err.start]!r} at position {err.start}, "
+                                 "which is not a character (a file read with errors='surrogateescape'?): "
+                                 "decode the bytes as UTF-8, or replace them (errors='replace')") from None
         return text
     if isinstance(text, (bytes, bytearray)):
         raise ValueError(f"{what} must be a str, got bytes {bytes(text[:20])!r}: decode it first, "

@@ -109,7 +109,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            ("learning_rate", self.learning_rate > 0, "a positive number such as 3e-4"),
+            ("learning_rate", 0 < self.learning_rate < math.inf, "a positive finite number such as 3e-4"),
             ("min_lr", self.min_lr is None or 0 <= self.min_lr <= self.learning_rate,
              f"between 0 and learning_rate={self.learning_rate}"),
             ("warmup_steps", self.warmup_steps >= 0, "0 or more"),

@@ -179,5 +179,7 @@ def test_finetune_command_end_to_end_on_csv_files(tmp_path, tok, tiny, capsys):
     with torch.no_grad():
         direct = torch.cat([loaded.model(torch.tensor([tok.encode(t) + [config["end_id"]]]))[0] for t in ["猫咪", "a dog"]])
     np.testing.assert_allclose(probs, direct.softmax(-1).numpy(), atol=1e-5)
-    with pytest.raises(FileNotFoundError, match="no pre-trained model folder"):
-        finetune_command(parse(add_finetune_arguments, [str(tmp_path / "nothing"), "--out", str(out)]))
+    with pytest.raises(FileNotFoundError, match="no such pre-trained model folder"):
+        finetune_command(parse(add_finetune_arguments, [str(tmp_path / "nothing"), "--out", str(tmp_path / "new")]))
+    with pytest.raises(ValueError, match="already holds a 'gpt-classifier' model: pass --overwrite"):
+        finetune_command(parse(add_finetune_arguments, [str(lm), "--out", str(out)]))  # refused before any work

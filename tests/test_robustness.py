@@ -299,3 +299,220 @@ def test_the_tokenizer_record_is_written_beside_the_model(lm_folder, animal_tok)
     config = json.loads((lm_folder / CONFIG).read_text(encoding="utf-8"))
     assert config["tokenizer"]["vocab_size"] == animal_tok.vocab_size == config["model"]["vocab_size"]
     assert (lm_folder / TOKENIZER).is_file()
+
+
+# ---------------------------------------------------------------- the command line: one line, exit 2, before any work
+PRETRAIN = ["--no-progress", "--profile", "cpu", "--max_steps=2", "--n_layer=1", "--n_head=2", "--n_embd=16",
+            "--block_size=16", "--batch_size=4", "--warmup_steps=1", "--eval_interval=2", "--eval_steps=1"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(f"第{i}行：the quick brown fox jumps over {i} lazy dogs.\n" for i in range(40)),
+                    encoding="utf-8")
+    return path
+
+
+def cli(capsys, *args: str) -> tuple[int, str]:
+    """Run ``llmguide ARGS`` in this process: (exit status, stderr). An uncaught exception fails the test."""
+    from llmguide.cli import main
+
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if "warning" not in line]
+    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in err, err
+    return lines[0]
+
+
+def snapshot(folder):
+    """The model files of a folder (a run's checkpoints/ aside), name -> bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and "checkpoints" not in p.relative_to(folder).parts}
+
+
+def test_a_failed_pretrain_run_leaves_the_existing_model_folder_as_it_was(capsys, corpus, lm_folder, monkeypatch):
+    import llmguide.pretrain as recipe
+
+    before = snapshot(lm_folder)
+    code, err = cli(capsys, "pretrain", "--corpus", corpus, "--out", lm_folder, *PRETRAIN)
+    assert code == 2 and "already holds a 'gpt-lm' model: pass --overwrite" in one_error_line(err)
+    code, err = cli(capsys, "pretrain", "--corpus", corpus, "--out", lm_folder, "--overwrite", *PRETRAIN, "--lr=inf")
+    assert code == 2 and "learning_rate=inf is invalid" in one_error_line(err)
+    real_train = recipe.train
+
+    def interrupted(*args, **kwargs):  # trains and writes its checkpoints, then is stopped before the save
+        real_train(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, "train", interrupted)
+    code, _ = cli(capsys, "pretrain", "--corpus", corpus, "--out", lm_folder, "--overwrite", *PRETRAIN)
+    assert code == 130
+    assert snapshot(lm_folder) == before  # no new tokenizer beside the old weights; nothing else either
+    load_folder(lm_folder)
+    monkeypatch.undo()  # the interrupted run left its checkpoints (and their tokenizer): it resumes
+    code, _ = cli(capsys, "pretrain", "--corpus", corpus, "--out", lm_folder, "--resume", *PRETRAIN, "--max_steps=3")
+    assert code == 0 and read_meta_steps(lm_folder) == 3
+
+
+def test_resume_into_an_empty_or_missing_folder_says_so(capsys, corpus, tmp_path):
+    for out in (tmp_path / "missing", tmp_path):
+        code, err = cli(capsys, "pretrain", "--corpus", corpus, "--out", out, "--resume", *PRETRAIN)
+        assert code == 2 and "holds no checkpoint to resume from" in one_error_line(err)
+
+
+def test_resume_with_other_sizes_is_refused_and_the_same_run_resumes(capsys, corpus, tmp_path):
+    out = tmp_path / "run"
+    assert cli(capsys, "pretrain", "--corpus", corpus, "--out", out, *PRETRAIN)[0] == 0
+    code, err = cli(capsys, "pretrain", "--corpus", corpus, "--out", out, "--resume", *PRETRAIN, "--n_embd=32")
+    assert code == 2 and "--resume: the run in" in one_error_line(err) and "n_embd=16, not 32" in err
+    other = tmp_path / "other.txt"
+    other.write_text(corpus.read_text(encoding="utf-8").replace("fox", "cat"), encoding="utf-8")
+    code, err = cli(capsys, "pretrain", "--corpus", other, "--out", out, "--resume", *PRETRAIN, "--max_steps=3")
+    assert code == 2 and "was trained with another data" in one_error_line(err)
+    assert cli(capsys, "pretrain", "--corpus", corpus, "--out", out, "--resume", *PRETRAIN, "--max_steps=3")[0] == 0
+    assert read_meta_steps(out) == 3
+
+
+def read_meta_steps(folder) -> int:
+    return json.loads((folder / CONFIG).read_text(encoding="utf-8"))["results"]["steps"]
+
+
+def test_finetune_into_its_own_input_or_over_a_language_model_is_refused(capsys, lm, animal_tok, lm_folder,
+                                                                        tmp_path):
+    before = snapshot(lm_folder)
+    code, err = cli(capsys, "finetune", lm_folder, "--out", lm_folder, "--overwrite")
+    assert code == 2 and "is also an input of this run" in one_error_line(err)
+    other = save_folder(tmp_path / "lm2", lm, animal_tok)
+    code, err = cli(capsys, "finetune", other, "--out", lm_folder)
+    assert code == 2 and "refusing to write a 'gpt-classifier' model over it" in one_error_line(err)
+    assert snapshot(lm_folder) == before
+
+
+def test_pretrain_over_a_classifier_folder_is_refused(capsys, corpus, lm, animal_tok, tmp_path):
+    clf = save_classifier(classifier_from_pretrained(lm, len(ANIMAL_LABELS)), animal_tok, ANIMAL_LABELS,
+                          tmp_path / "clf")
+    code, err = cli(capsys, "pretrain", "--corpus", corpus, "--out", clf, *PRETRAIN)
+    assert code == 2 and "holds a 'gpt-classifier' model: refusing to write a 'gpt-lm' model" in one_error_line(err)
+
+
+def test_a_typo_in_a_local_pretrained_path_says_no_such_folder(capsys, lm_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # ./lm exists here; lmm is the typo
+    code, err = cli(capsys, "finetune", "lmm/", "--out", "clf")
+    assert code == 2 and "no such pre-trained model folder" in one_error_line(err) and "holds: lm" in err
+    (tmp_path / "runs").mkdir()
+    code, err = cli(capsys, "finetune", "runs/lmm", "--out", "clf")  # looks like owner/name, but runs/ is here
+    assert code == 2 and "no such pre-trained model folder" in one_error_line(err) and "hub" not in err.lower()
+
+
+@pytest.fixture
+def clf_folder(lm, animal_tok, tmp_path):
+    clf = classifier_from_pretrained(lm, len(ANIMAL_LABELS))
+    return save_classifier(clf, animal_tok, ANIMAL_LABELS, tmp_path / "clf")
+
+
+def test_output_locations_are_checked_before_predict_and_evaluate_run(capsys, clf_folder, tmp_path, monkeypatch):
+    import llmguide.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "load_classifier", lambda *a, **k: pytest.fail("loaded before the check"))
+    code, err = cli(capsys, "predict", clf_folder, "猫", "--output", tmp_path)
+    assert code == 2 and "is a folder: pass a file name" in one_error_line(err)
+    code, err = cli(capsys, "evaluate", clf_folder, "--output", tmp_path)
+    assert code == 2 and "is a folder: pass a file name" in one_error_line(err)
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    code, err = cli(capsys, "finetune", clf_folder, "--out", a_file)
+    assert code == 2 and "is a file, not a folder" in one_error_line(err)
+
+
+def test_cuda_asked_for_without_cuda_is_one_line(capsys, clf_folder):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, err = cli(capsys, "predict", clf_folder, "猫", "--device", "cuda")
+    assert code == 2 and "CUDA is not available here" in one_error_line(err)
+
+
+@pytest.mark.parametrize("content, match", [
+    ("text,label\n猫很可爱,cat\n".encode("gbk"), "is not UTF-8 text"),
+    (b"text,label\na,cat\nb,dog,extra\n", r"is not a well-formed CSV file \(Expected 2 fields in line 3, saw 3\)"),
+    (b"", "is empty: a CSV file needs a header line"),
+])
+def test_bad_csv_files_are_one_line_naming_the_file(capsys, clf_folder, tmp_path, content, match):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    for args in (("evaluate", clf_folder, "--data", path), ("predict", clf_folder, "--input", path)):
+        code, err = cli(capsys, *args)
+        line = one_error_line(err)
+        assert code == 2 and str(path) in line and __import__("re").search(match, line), line
+
+
+def test_damaged_weights_and_config_are_one_line(capsys, clf_folder):
+    config = json.loads((clf_folder / CONFIG).read_text(encoding="utf-8"))
+    config["end_id"] = 10**9
+    (clf_folder / CONFIG).write_text(json.dumps(config), encoding="utf-8")
+    code, err = cli(capsys, "predict", clf_folder, "猫")
+    assert code == 2 and "key 'end_id' is 1000000000" in one_error_line(err)
+    (clf_folder / WEIGHTS).write_bytes(b"")
+    code, err = cli(capsys, "predict", clf_folder, "猫")
+    assert code == 2 and "is not a readable safetensors file" in one_error_line(err)
+
+
+def test_a_locked_output_folder_is_one_line_naming_the_holder(capsys, corpus, tmp_path):
+    out = tmp_path / "lm"
+    lock_path(out).write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                          "command": "llmguide pretrain --out lm", "started": "now"}))
+    code, err = cli(capsys, "pretrain", "--corpus", corpus, "--out", out, *PRETRAIN)
+    assert code == 2 and f"is in use by pid {os.getppid()}" in one_error_line(err)
+    assert not out.exists()
+
+
+def test_profile_gpu_on_a_cpu_machine_warns_and_shows_progress(recwarn, corpus, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from llmguide.pretrain import run_pretrain
+
+    settings = {k.removeprefix("--").split("=")[0]: k.split("=")[1] for k in PRETRAIN if "=" in k}
+    with pytest.warns(UserWarning, match="--profile gpu on a machine without CUDA"):
+        run_pretrain(str(corpus), "char", "gpu", settings, tmp_path / "lm", progress=False)
+
+
+# ---------------------------------------------------------------- 6. silent misreadings
+def test_predict_takes_a_bare_string_as_one_text(clf_folder):
+    from llmguide.inference import load_classifier
+
+    classifier = load_classifier(clf_folder, device="cpu")
+    one = classifier.predict("这个东西很好用")
+    assert len(one) == 1 and one.text.tolist() == ["这个东西很好用"]
+    assert one.equals(classifier.predict(["这个东西很好用"]))
+    with pytest.raises(ValueError, match="got bytes"):
+        classifier.predict(b"abc")
+    with pytest.raises(ValueError, match="not a str"):
+        classifier.predict([1, 2])
+
+
+def test_a_txt_file_is_split_at_newlines_only(tmp_path):
+    from llmguide.inference import read_texts
+
+    path = tmp_path / "texts.txt"
+    path.write_text("one\u2028still one\x0cstill one\nsecond\r\nthird\n", encoding="utf-8")
+    assert read_texts(path) == ["one\u2028still one\x0cstill one", "second", "third"]
+
+
+def test_label_typos_warn_with_counts_and_rare_classes_are_refused(tmp_path, animal_tok):
+    import pandas as pd
+
+    from llmguide.classify import file_datasets
+
+    rows = [("好用", "positive")] * 8 + [("很差", "negative")] * 8 + [("不错", "Positive ")] * 2
+    path = tmp_path / "train.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"'positive' \(8 examples\), 'Positive ' \(2 examples\) differ only"), \
+            pytest.raises(ValueError, match=r"'Positive ' has 2 example\(s\), fewer than 5 per class"):
+        file_datasets(path, None, None, animal_tok, 16)
+    with pytest.warns(UserWarning, match="differ only in case or spaces"):
+        data = file_datasets(path, None, None, animal_tok, 16, allow_rare=True)
+    assert data["train"].label_names == ["Positive ", "negative", "positive"]  # asked for: three classes
