@@ -233,15 +233,36 @@ SEGMENTER_RECIPES: dict[str, dict[str, Any]] = {
     "lstm": {"model": {"n_embd": 128, "n_hidden": 128, "n_layer": 1, "bidirectional": True, "dropout": 0.0},
              "train": {"learning_rate": 3e-3, "warmup_steps": 30, "batch_size": 64, "max_steps": 300}},
 }
+# "bert-pretrained": the same BERT and training, started from helper bert's pre-trained data/zh-bert (MLM on the
+# training documents + training reviews) instead of random weights: only the initial weights differ.
+SEGMENTER_RECIPES["bert-pretrained"] = {"model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
+                                        "train": dict(SEGMENTER_RECIPES["bert"]["train"])}
 SEGMENTER_BLOCK_SIZE = 64  # characters per window: most clauses between commas are far shorter
 SEGMENTER_TRAIN_DEFAULTS = {"beta2": 0.99, "weight_decay": 0.01, "eval_interval": 100, "eval_steps": 10,
                             "log_interval": 10, "seed": 0, "progress": False, "device": "cpu"}
 
 
+def segmenter_start(name: str, seed: int = 0) -> tuple[nn.Module, CharTokenizer]:
+    """The untrained tagger of one recipe and its tokenizer: the training documents' characters, or for
+    "bert-pretrained" data/zh-bert's body and vocabulary with a fresh tag head."""
+    if name != "bert-pretrained":
+        tokenizer = segmentation_tokenizer()
+        return build_segmenter(name, tokenizer, seed), tokenizer
+    from llmguide.mlm import load_zh_bert  # late: mlm pulls in the sentiment recipes
+
+    bert, tokenizer, _ = load_zh_bert()
+    sizes = {k: getattr(bert.config, k) for k in SEGMENTER_RECIPES[name]["model"]}
+    if sizes != SEGMENTER_RECIPES[name]["model"]:
+        raise ValueError(f"data/zh-bert has sizes {sizes}, the recipe expects {SEGMENTER_RECIPES[name]['model']}")
+    torch.manual_seed(seed)
+    return BertTagger(bert.train(), len(TAGS)), tokenizer
+
+
 def build_segmenter(name: str, tokenizer: CharTokenizer, seed: int = 0) -> nn.Module:
     """A fresh tagger of one recipe ("bert", "gpt", "lstm") for ``tokenizer``'s characters."""
-    if name not in SEGMENTER_RECIPES:
-        raise ValueError(f"unknown segmenter recipe {name!r}: use one of {sorted(SEGMENTER_RECIPES)}")
+    if name not in SEGMENTER_RECIPES or name == "bert-pretrained":
+        raise ValueError(f"unknown segmenter recipe {name!r}: use one of bert, gpt, lstm (bert-pretrained: "
+                         "segmenter_start)")
     sizes = SEGMENTER_RECIPES[name]["model"]
     torch.manual_seed(seed)
     if name == "bert":
