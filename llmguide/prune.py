@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -83,13 +84,13 @@ def sparsity(model: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 
-def sparsity_curve(model: nn.Module, evaluate: Callable[[nn.Module], float], amounts: Sequence[float],
+def sparsity_curve(model: nn.Module, evaluate: Callable[[nn.Module], Any], amounts: Sequence[float],
                    scope: str = "global") -> pd.DataFrame:
     """Quality against sparsity: prune a copy at each amount and score it.
 
     Args:
         model: the trained model.
-        evaluate: ``model -> score`` (e.g. test accuracy).
+        evaluate: ``model -> score`` (e.g. test accuracy, or a tuple of scores).
         amounts: fractions to prune, e.g. ``(0, 0.25, 0.5, 0.75, 0.9)``.
         scope: see :func:`magnitude_prune`.
     Returns:
