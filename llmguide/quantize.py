@@ -172,10 +172,11 @@ class QuantLinear(nn.Module):
         if self.smooth is not None:
             x2 = x2 * self.smooth
         if self.scheme == "int8" and x2.device.type == "cpu":
-            # dynamic activation quantization: one scale per row (token), as torchao's int8 dynamic config
-            sx = (x2.abs().amax(dim=1, keepdim=True) / 127).clamp(min=_EPS)  # (M, 1)
-            xq = torch.round(x2 / sx).to(torch.int8)
-            y = torch._int_mm(xq, self.weight.t()).float() * sx * self.scale  # int32 (M, out) -> float
+            # dynamic activation quantization: one scale per row (token), as torchao's int8 dynamic config;
+            # in-place ops and int32 x float promotion keep it to 7 kernels (decode is dispatch-bound)
+            sx = x2.abs().amax(dim=1, keepdim=True).clamp_(min=_EPS).div_(127)  # (M, 1)
+            xq = (x2 / sx).round_().to(torch.int8)
+            y = torch._int_mm(xq, self.weight.t()) * (sx * self.scale)  # int32 (M, out) -> float
         else:  # int4 (and int8 off the CPU, where _int_mm wants M > 16): weight-only, dequantize per call
             y = x2 @ self.dequantized_weight().t()
         if self.bias is not None:
