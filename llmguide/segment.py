@@ -35,6 +35,8 @@ TAGS = ("B", "M", "E", "S")  # tag id -> name
 TAG_ID = {tag: i for i, tag in enumerate(TAGS)}
 IGNORE = -100  # the target of a padding position (cross_entropy's ignore_index)
 # Characters after which a long line may be cut into chunks: a word never goes past them.
+# Characters a user writes that the corpus writes another way (besides ASCII's width), one for one.
+_CORPUS_FORMS = {" ": "\u3000", "〇": "○"}
 _CUT_AFTER = set("，。！？；：、）」』”,.!?;:")
 
 
@@ -146,15 +148,18 @@ def errors_by_length(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence
 def to_corpus_form(text: str) -> str:
     """Half-width ASCII -> the full-width forms the People's Daily corpus uses, one character for one.
 
-    ``"1998年GDP"`` -> ``"１９９８年ＧＤＰ"``; a space becomes the ideographic space U+3000. This is the
+    ``"1998年GDP"`` -> ``"１９９８年ＧＤＰ"``; a space becomes the ideographic space U+3000; the zero of
+    years written in characters, "〇" (U+3007, "二〇二四年"), becomes the corpus's "○" (U+25CB, "二○○二年"),
+    which is how the 1998 typesetting wrote it (the corpus has no "〇" at all). This is the
     part of Unicode NFKC's width folding that runs the other way, restricted to ASCII so the length never
     changes (NFKC itself maps "①" to "1" and "ﬁ" to "fi", which would move every later offset).
     """
-    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else "\u3000" if c == " " else c for c in text)
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else _CORPUS_FORMS.get(c, c) for c in text)
 
 
 def to_half_width(text: str) -> str:
-    """The inverse of :func:`to_corpus_form`: full-width ASCII forms (U+FF01..U+FF5E, U+3000) -> ASCII."""
+    """Full-width ASCII forms (U+FF01..U+FF5E, U+3000) -> ASCII: undoes the width part of :func:`to_corpus_form`
+    (how the held-out text is written half-width for the test of text unlike the corpus)."""
     return "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else " " if c == "\u3000" else c for c in text)
 
 

@@ -115,6 +115,7 @@ def test_width_normalisation_is_one_to_one_and_reversible():
     assert len(full) == len(text) and to_half_width(full) == text
     # characters outside ASCII are left alone (NFKC would turn "①" into "1" and change the length)
     assert to_corpus_form("①ﬁ中") == "①ﬁ中"
+    assert to_corpus_form("二〇二四年") == "二○二四年"  # the corpus's zero is U+25CB
 
 
 def test_chunks_cut_after_punctuation_and_join_back():
