@@ -22,6 +22,9 @@ Circuits") and Meng et al. 2022 ("Locating and Editing Factual Associations in G
 ARENA curriculum are the reference implementations.
 
 Shapes: B batch, T positions, C = n_embd, nh = n_head, hs = C // nh, L = n_layer, V = vocab_size.
+
+Why one module of ~410 lines: every method here reads or replaces activations through the same hook
+points (:class:`Recording`); splitting them would spread one naming scheme over several files.
 """
 
 from __future__ import annotations

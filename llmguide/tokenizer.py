@@ -16,6 +16,9 @@ All three share one small interface (:class:`Tokenizer`), so later notebooks can
 ``vocab_size``, ``pad_id``/``unk_id``/``bos_id``/``eos_id``, ``save(path)`` and ``as_hf()`` (a
 ``transformers`` tokenizer for batching and padding). Ours save as ONE ``tokenizer.json`` in the
 ``tokenizers`` library format, the file a model folder holds.
+
+Why one module of ~550 lines: the protocol, its three implementations and the input checks and identity
+(:func:`tokenizer_fingerprint`) they share are read and changed together; each class is about a screen.
 """
 
 from __future__ import annotations
