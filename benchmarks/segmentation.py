@@ -23,7 +23,7 @@ import torch
 from llmguide.data import data_dir
 from llmguide.tagger import segmentation_table
 
-FOLDERS = [data_dir() / f"pd-seg-{name}" for name in ("bert", "lstm", "gpt")]
+FOLDERS = [data_dir() / f"pd-seg-{name}" for name in ("bert", "bert-scratch", "lstm", "gpt")]
 
 
 def machine() -> str:

