@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated, Any
 
+from llmguide.generate import check_sampling
+
 if TYPE_CHECKING:
     from llmguide.serve import ServeConfig
 
@@ -66,8 +68,9 @@ def api_schemas(config: ServeConfig) -> Any:
         @field_validator("temperature")
         @classmethod
         def _not_tiny(cls, value: float) -> float:
-            if 0 < value < 0.01:
+            if 0 < value < 0.01:  # this server's limit, stricter than the library's
                 raise ValueError(f"must be 0 (greedy) or at least 0.01, got {value!r}")
+            check_sampling(value)  # and the library's rule (finite, 0 or >= MIN_TEMPERATURE) where sampling enters
             return value
 
     class Choice(BaseModel):

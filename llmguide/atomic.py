@@ -168,8 +168,9 @@ def atomic_dir(path: str | Path, keep: Callable[[str], bool] | None = None) -> I
     Args:
         path: the final folder.
         keep: when ``path`` exists, its entries whose name ``keep(name)`` accepts and that the block did not
-            write (e.g. a training run's ``checkpoints/``) are moved into the new folder before it replaces
-            the old one; None keeps nothing.
+            write (e.g. a training run's ``checkpoints/``) are moved into the new folder right after it
+            replaces the old one (a crash in between leaves them in the old folder, where
+            :func:`clean_leftovers` finds them); None keeps nothing.
     If the block raises, the temporary folder is deleted and an existing ``path`` is left untouched.
     """
     path = Path(path)

@@ -14,7 +14,10 @@ A model folder is what a trained model is once training is over: a training *che
 Safety: weights in `safetensors <https://huggingface.co/docs/safetensors>`_ (no code runs on load), the
 rest JSON or CSV, and :func:`save_folder` writes the whole folder into a temporary folder beside it that is
 then renamed into place (:func:`llmguide.atomic.atomic_dir`): a crash leaves the previous folder or the
-new one, never a mix.
+new one, never a mix. config.json records the tokenizer (``"tokenizer": {"vocab_size", "fingerprint"}``) and
+:func:`load_folder` checks it, the model's config (key by key: :func:`check_config`) and the weights file, so a
+swapped tokenizer or a damaged file is one clear ``ValueError`` naming the file, never wrong answers.
+:func:`check_output` is what a recipe calls before any work on the folder it will write.
 
 *Kinds.* ``config.json["kind"]`` names what the folder holds; each kind is registered once with
 :func:`register_kind` by the module that defines the model (``llmguide.model`` registers "gpt-lm" and

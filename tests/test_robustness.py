@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -150,7 +151,7 @@ def test_a_non_empty_output_folder_needs_overwrite_or_resume(lm_folder):
     assert check_output(lm_folder, "gpt-lm", resume=True) == lm_folder
 
 
-def test_output_locations_that_cannot_be_written_fail_before_any_work(tmp_path):
+def test_output_locations_that_cannot_be_written_fail_before_any_work(tmp_path, monkeypatch):
     a_file = tmp_path / "file"
     a_file.write_text("x")
     with pytest.raises(ValueError, match="is a file, not a folder"):
@@ -161,14 +162,12 @@ def test_output_locations_that_cannot_be_written_fail_before_any_work(tmp_path):
         check_output_file(a_file / "report.json")
     locked = tmp_path / "ro"
     locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
-        with pytest.raises(ValueError, match="no permission to write"):
-            check_output(locked / "lm", "gpt-lm")
-    finally:
-        locked.chmod(0o700)
+    real_access = os.access  # root may write anywhere: ask the check what a normal user would be told
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
+    with pytest.raises(ValueError, match=f"no permission to write in {locked}"):
+        check_output(locked / "lm", "gpt-lm")
+    with pytest.raises(ValueError, match="no permission to write"):
+        check_output_file(locked / "predictions.csv")
 
 
 # ---------------------------------------------------------------- 4. locks
