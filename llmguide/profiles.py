@@ -65,9 +65,10 @@ REVIEW_LM_SETTINGS: dict[str, Any] = dict(
 VISION_SETTINGS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         data="digits", shift=1,
-        vit=dict(image_size=8, patch_size=2, num_channels=1, num_classes=10, n_layer=2, n_head=4, n_embd=64),
+        vit=dict(image_size=8, patch_size=2, num_channels=1, num_classes=10, n_layer=4, n_head=4, n_embd=64,
+                 dropout=0.1),
         cnn=dict(image_size=8, num_channels=1, num_classes=10, channels=(16, 32), hidden=64),
-        vit_train=dict(learning_rate=3e-3, min_lr=3e-4, warmup_steps=100, batch_size=128, max_steps=2000,
+        vit_train=dict(learning_rate=2e-3, min_lr=2e-4, warmup_steps=100, batch_size=128, max_steps=2000,
                        weight_decay=0.05, beta2=0.99, eval_interval=0, log_interval=100),
         cnn_train=dict(learning_rate=3e-3, min_lr=3e-4, warmup_steps=50, batch_size=64, max_steps=600,
                        weight_decay=0.05, beta2=0.99, eval_interval=0, log_interval=50),
