@@ -8,9 +8,9 @@
 # pre-training (预训练) → fine-tuning (微调) → evaluation (评估) → deployment (部署) → efficiency (效率) →
 # interpretability (可解释性).
 #
-# Notebooks 00–07 cover the steps up to deployment, and notebook 09 interpretability; the notebook on
-# efficiency is coming (the table below lists it). The 术语表 (glossary) at the end of this
-# notebook gives the Chinese term for every idea the guide teaches.
+# Notebooks 00–09 cover the steps from data to interpretability with the GPT; 10 and 11 build the other two
+# model families the same way: BERT, an encoder (编码器), and ViT, the transformer on images. The 术语表
+# (glossary) at the end of this notebook gives the Chinese term for every idea the guide teaches.
 #
 # Every notebook opens the same way (the next two cells): install on Colab, import from `llmguide`,
 # seed, pick the device and the **profile**, and ends with assert cells that check what it taught.
@@ -93,10 +93,10 @@ plt.show()
 # | 05 | fine-tuning for text classification | `classify` |
 # | 06 | evaluation | `evaluate`, `baselines` |
 # | 07 | serving a model (部署 deployment) and user interaction | `serve`, `batching` |
-# | 08 | cost and efficiency: quantization, pruning, distillation (coming) | |
+# | 08 | cost: the cost model, quantization, pruning, distillation, mixed precision, parallelism | `cost`, `quantize`, `prune`, `distill`, `parallel` |
 # | 09 | interpretability: attention maps, the logit lens, attributions, probes, patching | `interpret`, `attribution`, `induction` |
-# | 10 | BERT, an encoder model (coming) | |
-# | 11 | ViT, the transformer on images (coming) | |
+# | 10 | BERT, an encoder model; Chinese word segmentation; the RNN it replaced | `bert`, `mlm`, `segment`, `tagger`, `rnn` |
+# | 11 | ViT, the transformer on images, against a CNN | `vit`, `cnn`, `images` |
 #
 # *Coming* means not written yet: the pipeline promises them, and they will be linked here when they land.
 #
@@ -163,10 +163,20 @@ for _, row in reviews[reviews.split == "test"].groupby("label_name").head(1).ite
 # | 温度缩放 | temperature scaling | dividing logits by one number T fitted on validation data | 06 |
 # | 鲁棒性 | robustness | how results hold on groups and domains unlike the training data | 06 |
 # | 部署 | deployment | serving a model to users behind an API, with batching and limits | 07 |
-# | 量化 | quantization | storing weights in fewer bits (int8, int4) to save memory and time | 08 (coming) |
-# | 剪枝 | pruning | removing weights or heads that matter least | 08 (coming) |
-# | 蒸馏 | distillation | training a small model to imitate a large one's outputs | 08 (coming) |
+# | 量化 | quantization | storing weights in fewer bits (int8, int4) to save memory and time | 08 |
+# | 剪枝 | pruning | removing weights or heads that matter least | 08 |
+# | 蒸馏 | distillation | training a small model to imitate a large one's outputs | 08 |
+# | 混合精度 | mixed precision | computing in 16-bit floats (bf16) while keeping fp32 where it matters | 08 |
+# | 数据并行 | data parallelism | one model copy per device, each on a slice of the batch, gradients averaged | 08 |
 # | 可解释性 | interpretability | finding out which inputs and internals drive a prediction | 09 |
+# | 编码器 | encoder | a transformer whose every position attends to every other (no causal mask): BERT | 10 |
+# | 掩码语言模型 | masked language model | pre-training by predicting hidden tokens from both sides | 10 |
+# | 全词掩码 | whole-word masking | hiding every character of a word together, not single characters | 10 |
+# | 中文分词 | Chinese word segmentation | cutting Chinese text, written without spaces, into words | 10 |
+# | 循环神经网络 | recurrent neural network (RNN) | reads a sequence one step at a time, carrying a state | 10 |
+# | 卷积 | convolution | one small filter slid over every position of an image | 11 |
+# | 图像块 | patch | a small square of an image, flattened into one token for a ViT | 11 |
+# | 归纳偏置 | inductive bias | what a model assumes before seeing data, e.g. a CNN's locality | 11 |
 
 # %% [markdown]
 # ## Checks
