@@ -28,6 +28,7 @@ entry ``task: classification`` means "gpt-classifier", else "gpt-lm".
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import types
@@ -157,6 +158,14 @@ class ModelKind:
 
 
 KINDS: dict[str, ModelKind] = {}
+# Where each kind is defined: load_folder imports the module on first use, so a fresh process can load any
+# folder without importing the model's module first (registering happens at that module's import).
+KIND_MODULES: dict[str, str] = {
+    "gpt-lm": "llmguide.model", "gpt-classifier": "llmguide.model", "gpt-tagger": "llmguide.tagger",
+    "bert-mlm": "llmguide.bert", "bert-classifier": "llmguide.bert", "bert-tagger": "llmguide.bert",
+    "lstm-tagger": "llmguide.rnn", "lstm-classifier": "llmguide.rnn",
+    "vit-classifier": "llmguide.vit", "cnn-classifier": "llmguide.cnn",
+}
 
 
 def register_kind(kind: ModelKind) -> ModelKind:
@@ -363,6 +372,8 @@ def load_folder(folder: str | Path, kind: str | None = None,
     found = meta["kind"]
     if kind is not None and found != kind:
         raise ValueError(f"{folder} holds a {found!r} model, expected a {kind!r} one: pass a folder of that kind")
+    if found not in KINDS and found in KIND_MODULES:
+        importlib.import_module(KIND_MODULES[found])  # registers the kind
     if found not in KINDS:
         raise ValueError(f"{folder} holds a {found!r} model, which this llmguide cannot load (known kinds: "
                          f"{sorted(KINDS)})")

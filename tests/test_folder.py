@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from llmguide.classify import classifier_from_pretrained, save_classifier
-from llmguide.data import ANIMAL_LABELS
+from llmguide.data import ANIMAL_LABELS, data_dir
 from llmguide.folder import (
     CONFIG,
     FORMAT_VERSION,
+    KIND_MODULES,
     KINDS,
     WEIGHTS,
     load_folder,
@@ -90,3 +93,14 @@ def test_saving_is_all_or_nothing_and_keeps_checkpoints(tiny_gpt, animal_tok, tm
     save_folder(folder, other, animal_tok)
     assert load_folder(folder)[0].config.n_layer == 1
     assert (folder / "checkpoints" / "step_000001").is_dir()  # a run's checkpoints survive a new save
+
+
+@pytest.mark.parametrize("name", ["vit-digits", "pd-seg-lstm", "zh-bert", "review-gpt"])
+def test_a_fresh_process_loads_every_shipped_kind_without_importing_its_module(name):
+    # Kinds register when their module is imported; load_folder must import it itself (KIND_MODULES).
+    code = ("import sys; from llmguide.folder import KINDS, load_folder; from llmguide.data import data_dir; "
+            f"model, _, meta = load_folder(data_dir() / {name!r}); print(meta['kind'], type(model).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    kind = out.stdout.split()[0]
+    assert kind in KIND_MODULES and kind == read_meta(data_dir() / name)["kind"]  # review-gpt: a version-1 folder
