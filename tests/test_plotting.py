@@ -100,7 +100,10 @@ def test_chinese_draws_without_missing_glyphs_after_set_style(style):
     manager, props = matplotlib.font_manager.fontManager, matplotlib.font_manager.FontProperties
     first, fallback = manager._find_fonts_by_props(props(family=plt.rcParams["font.family"]))
     assert Path(first) == Path(manager.findfont(props(family=["sans-serif"]))) != cjk_font_path()
-    assert Path(fallback) == cjk_font_path()
+    # The fallback is Noto Sans CJK SC: the copy mplfonts carries, or the system's when one is installed under
+    # the same name (Debian's fonts-noto-cjk, which CI installs for the browser test); both draw every glyph above.
+    names = {f.name for f in manager.ttflist if Path(f.fname) == Path(fallback)}
+    assert "Noto Sans CJK SC" in names, (fallback, names)
 
 
 def test_the_check_fails_with_a_latin_only_font(style):
