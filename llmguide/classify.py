@@ -17,6 +17,10 @@ The data side:
   mask): padding cannot change the prediction.
 
 Shapes: B batch, T longest text in the batch (<= block_size), K classes.
+
+Why one module of ~430 lines: encoding texts, the dataset with its checks on labels and files, batching and
+the classifier's training are one path from a CSV to a trained head; the recipe that wires it is
+:mod:`llmguide.finetune`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ the model folder) knows nothing of argparse; a *recipe* (:mod:`llmguide.pretrain
 calls one recipe or library function. Errors a user can fix (bad values, missing files or packages) print
 one line and exit with status 2, without a traceback.
 
+Why one module of ~450 lines: it is the one place arguments are parsed, by design (a command's options are
+found here and nowhere else); each command is a short section of an add-arguments and a command function.
+
     python -m llmguide pretrain ...            # the same as `llmguide pretrain ...`; torchrun starts it so
 """
 

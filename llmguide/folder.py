@@ -24,6 +24,10 @@ swapped tokenizer or a damaged file is one clear ``ValueError`` naming the file,
 "gpt-classifier"). A new model (an encoder, a vision model, a quantized one) adds a kind; it does not write a
 loader. Folders written before the format had a version (``data/review-gpt``) are read as version 1: an
 entry ``task: classification`` means "gpt-classifier", else "gpt-lm".
+
+Why one module of ~490 lines: it owns the whole format (file names, kinds, weights with tied tensors, the
+checks on every file when it is read, the atomic write); the checks live where the files are read, so a
+folder cannot be loaded past them.
 """
 
 from __future__ import annotations

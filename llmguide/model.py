@@ -8,6 +8,9 @@ its weight with the token embedding. The layout, names and initialisation follow
 from Hugging Face's ``GPT2LMHeadModel`` and give the same logits.
 
 Shapes: B batch, T new tokens, S all key positions (cached + new), C = n_embd, V = vocab_size.
+
+Why one module of ~440 lines: the config, the blocks, the GPT, its Hugging Face interop both ways and the
+classifier head on it are read together; each class is about a screen.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ process sees, and the process group, live in :mod:`llmguide.distributed`.
 
 A *batch* is a dict of tensors and the model follows the contract ``logits, loss = model(**batch)``.
 
-Why one module of ~450 lines: the configuration, the optimizer and schedule, precision, one step, and
+Why one module of ~500 lines: the configuration, the optimizer and schedule, precision, one step, and
 the checkpoint save/resume are the parts of one loop, read together; each part is a function of one screen.
 """
 
