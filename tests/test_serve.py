@@ -27,6 +27,7 @@ from llmguide.data import REVIEW_LABELS
 from llmguide.generate import generate
 from llmguide.monitoring import read_feedback, served_texts
 from llmguide.pretrain import load_model_folder, review_lm_dir
+from llmguide.quantize import QuantLinear, quantize_folder
 from llmguide.serve import (
     ServeConfig,
     check_bind,
@@ -402,3 +403,18 @@ def test_overload_answers_200_or_503_then_stays_healthy(folders):
         assert f'llmguide_rejected_total{{endpoint="/v1/completions"}} {codes.count(503)}' in metrics
         again = httpx.post(s.url + "/v1/completions", json=body, timeout=60)
         assert again.status_code == 200  # it recovered
+
+
+def test_an_int8_folder_from_llmguide_quantize_is_served_like_any_other(folders, tmp_path):
+    # `llmguide quantize` keeps the folder's kind, so the server loads it through the same load_folder path.
+    q8 = quantize_folder(folders["classifier"], tmp_path / "classifier-int8", "int8")
+    config = ServeConfig(classifier=str(q8), device="cpu", max_text_chars=1000)
+    (served,) = load_models(config)
+    assert any(isinstance(m, QuantLinear) for m in served.classifier.model.modules())
+    with TestClient(create_app(config, [served])) as c:
+        answer = c.post("/v1/classify", json={"texts": TEXTS[:3]}).json()
+    fp32, _ = load_models(ServeConfig(classifier=folders["classifier"], device="cpu"))[0].classifier.predict_proba(
+        TEXTS[:3])
+    got = np.array([[r["probabilities"][name] for name in REVIEW_LABELS] for r in answer["results"]])
+    assert np.abs(got - fp32).max() < 0.05  # int8 weights and activations move probabilities a little, not labels
+    assert [r["label"] for r in answer["results"]] == [REVIEW_LABELS[i] for i in fp32.argmax(1)]
