@@ -33,7 +33,7 @@ from llmguide.atomic import atomic_write, check_output_file
 from llmguide.classify import TRAINABLE, read_labelled_csv
 from llmguide.data import REVIEW_LABELS, SPLITS, load_reviews
 from llmguide.finetune import run_finetune
-from llmguide.folder import check_folder, read_meta
+from llmguide.folder import WEIGHTS, check_folder, read_meta
 from llmguide.inference import (
     FORMATS,
     MODEL_FILES,
@@ -358,7 +358,7 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 def quantize_command(args: argparse.Namespace) -> int:
     """``llmguide quantize``: write an int8/int4 copy of a model folder that predict, evaluate and serve load."""
     folder = quantize_folder(args.model_dir, args.out, args.scheme, args.group_size, overwrite=args.overwrite)
-    sizes = [(Path(f) / "model.safetensors").stat().st_size / 1e6 for f in (args.model_dir, folder)]
+    sizes = [(Path(f) / WEIGHTS).stat().st_size / 1e6 for f in (args.model_dir, folder)]
     print(f"wrote the {args.scheme} model folder {folder}: weights {sizes[0]:.1f} MB -> {sizes[1]:.1f} MB; "
           f"it loads like the original (llmguide predict {folder} ..., llmguide serve)")
     return 0

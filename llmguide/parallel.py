@@ -29,13 +29,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from llmguide.folder import load_weights, save_weights
+from llmguide.folder import WEIGHTS, load_weights, save_weights
 from llmguide.model import GPT, GPTConfig
 from llmguide.profiling import best_time
 from llmguide.train import TrainConfig, free_port, is_main_process, train
 
 DEMO_MODEL = dict(vocab_size=256, block_size=64, n_layer=2, n_head=4, n_embd=64)
-HISTORY, WEIGHTS = "history.json", "model.safetensors"
+HISTORY = "history.json"  # the demo run's losses (not a model folder's history.csv)
 
 
 def demo_data(n: int = 256, seed: int = 0) -> dict[str, torch.Tensor]:
