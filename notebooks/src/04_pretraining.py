@@ -371,7 +371,9 @@ plt.show()
 # layers, 64 wide), identical except for the peak learning rate:
 
 # %%
-# NBVAL_TOLERANCE rel=0.03 abs=0.02
+# NBVAL_TOLERANCE rel=0.06 abs=0.02
+# (lr=1 is unstable, so where it ends depends on the last bits: 6.58 saved, 6.38 with OMP_NUM_THREADS=1
+# ATEN_CPU_CAPABILITY=default on an AMD EPYC; the three stable runs agree to 0.001)
 small = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=4, n_embd=64)
 small_data = review_lm_data(tokenizer, block_size=small.block_size)
 
