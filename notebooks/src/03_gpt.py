@@ -473,7 +473,8 @@ for name, dist in distances.items():
 # your machine: the cell's tolerance):
 
 # %%
-# NBVAL_TOLERANCE rel=0.3 abs=0.04
+# NBVAL_TOLERANCE rel=0 abs=0.2
+# (ranks of a briefly trained model: under other numerics #2 read 0.106 where 0.256 is saved)
 prompt = "这家酒店的服务"  # "this hotel's service"
 with torch.no_grad():
     z = model(torch.tensor([tok.encode("\n" + prompt)], device=device))[0][0, -1]
@@ -483,6 +484,7 @@ table = pd.DataFrame({f"τ={t}": torch.softmax(z / t, -1)[top].tolist() for t in
                      index=[f"#{r + 1}" for r in range(4)])
 print(f"probability of the 4 likeliest next characters after {prompt!r}, at three temperatures:")
 print(table.round(3).to_string())
+assert table.iloc[0].is_monotonic_decreasing, "a lower temperature puts more probability on the likeliest"
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3))
