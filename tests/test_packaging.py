@@ -60,7 +60,7 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     ci_cmd = [ln.strip() for ln in ci.splitlines() if ln.strip().startswith("pytest")]
-    assert ci_cmd == ["pytest && OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default pytest notebooks"]
+    assert ci_cmd == ["pytest && OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default pytest -n 2 --dist loadfile notebooks"]
     assert f"\n{ci_cmd[0]}\n" in readme, "the README shows CI's test command on a line of its own"
     assert "torch==2.13.0" in ci
 
