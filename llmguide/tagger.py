@@ -223,9 +223,9 @@ def jieba_segment(lines: Sequence[str]) -> list[list[str]]:
 # ---------------------------------------------------------------- the recipes of the shipped table
 # One size for the three neural rows, so the table compares what each architecture lets a character see:
 # 4 blocks of width 128 for BERT and GPT (~1.4 M parameters with the 4.6 k-character embedding), and a
-# BiLSTM of 128 units per direction. 1,500 steps of 64 windows (3.3 epochs) each: 7-12 minutes on one CPU core.
+# BiLSTM of 128 units per direction. 1,500 steps of 64 windows (3.3 epochs) each: 6-11 minutes on one CPU core.
 # At 300 steps (0.66 epoch) the transformers had barely left the plateau of tagging each character alone (test F1
-# 0.61-0.74 against the BiLSTM's 0.88); at 1,500 the validation loss of every row has flattened.
+# 0.61-0.74 against the BiLSTM's 0.88).
 SEGMENTER_RECIPES: dict[str, dict[str, Any]] = {
     "bert": {"model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
              "train": {"learning_rate": 1e-3, "warmup_steps": 30, "batch_size": 64, "max_steps": 1500}},

@@ -1,4 +1,4 @@
-"""Train one row of the segmentation table and save it as a segmenter folder (run once; 7-12 min on one core).
+"""Train one row of the segmentation table and save it as a segmenter folder (run once; 6-11 min on one core).
 
     nice -n 10 python tools/train_segmenter.py bert data/pd-seg-bert
 """
