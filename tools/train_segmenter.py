@@ -35,6 +35,7 @@ def write_card(folder: Path) -> Path:
     meta = read_meta(folder)
     r, recipe = meta["results"], meta["recipe"]
     size = sum(p.stat().st_size for p in folder.iterdir() if p.name != "README.md") / 1e6
+    epochs = r["steps"] * meta["train"]["batch_size"] / r["train_windows"]
     text = f"""# {folder.name}: a Chinese word segmenter (中文分词), {ROWS[recipe]}
 
 - **What:** a BMES character tagger (B begin, M middle, E end, S single-character word) of kind
@@ -47,10 +48,10 @@ def write_card(folder: Path) -> Path:
 - **Recipe:** `python tools/train_segmenter.py {recipe} data/{folder.name}` (`llmguide.tagger.SEGMENTER_RECIPES["{recipe}"]`):
   model {json.dumps(meta["model"])}; training {json.dumps(meta["train"])}, seed 0, 1 CPU thread,
   {r["steps"]} steps of {meta["train"]["batch_size"]} windows
-  ({r["steps"] * meta["train"]["batch_size"] / r["train_windows"]:.2f} epoch) in {r["train_seconds"]:.0f} s wall-clock on one core of a 2-core machine (two trainings ran at once).
+  ({epochs:.2f} epoch) in {r["train_seconds"]:.0f} s wall-clock on one core of a 2-core machine (two trainings ran at once).
 - **Results** on the held-out test documents (word level, SIGHAN scoring): precision {r["precision"]:.4f},
   recall {r["recall"]:.4f}, F1 **{r["f1"]:.4f}**. `tests/test_seg_models.py` ties these weights to the recipe.
-- **Limits:** trained for {r["steps"] * meta["train"]["batch_size"] / r["train_windows"]:.1f} epochs on one month of one newspaper; the test documents are from
+- **Limits:** trained for {epochs:.1f} epochs on one month of one newspaper; the test documents are from
   the same month (in-domain). Text is mapped to the corpus's full-width forms before tagging
   (`llmguide.segment.to_corpus_form`), so half-width digits and letters work; the output keeps the
   user's characters.
